@@ -1,0 +1,44 @@
+# SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
+#
+# Shared by tern's scripts: where things live and how caches are keyed.
+
+TERN_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Long builds are cached by content hash outside the checkout, so that CI
+# and later runs reuse them.
+TERN_CACHE=${TERN_CACHE:-/var/cache/tern}
+# Per-checkout build products and links to the cached builds.
+TERN_BUILD=${TERN_BUILD:-$TERN_ROOT/build}
+TERN_JOBS=${TERN_JOBS:-$(nproc)}
+
+die() {
+	echo "$(basename "$0"): $*" >&2
+	exit 1
+}
+
+# Version of an installed Debian package.
+pkg_version() {
+	dpkg-query -W -f '${Version}' "$1" 2>/dev/null
+}
+
+# Hash of files' contents and of extra strings (versions), for cache keys.
+content_hash() {
+	local f
+	{
+		for f in "$@"; do
+			if [ -d "$f" ]; then
+				find "$f" -type f -print0 | LC_ALL=C sort -z |
+					xargs -0 sha256sum
+			elif [ -f "$f" ]; then
+				sha256sum "$f"
+			else
+				printf '%s\n' "$f"
+			fi
+		done
+	} | sed "s|$TERN_ROOT/||" | sha256sum | cut -c1-16
+}
+
+# Seconds since the epoch, for stage timings.
+now() {
+	date +%s
+}
