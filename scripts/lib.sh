@@ -42,3 +42,12 @@ content_hash() {
 now() {
 	date +%s
 }
+
+# Hold an exclusive lock on cache entry $1 until the script exits, so that
+# two builds of one entry (two checkouts, CI and a developer) never share
+# its .tmp directory.
+cache_lock() {
+	local fd
+	exec {fd}>"$1.lock"
+	flock "$fd"
+}

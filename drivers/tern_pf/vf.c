@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tern PF driver: the VF migration API of <linux/tern_pf.h>.
+ *
+ * A handle names one VF of one PF; every command it sends carries that
+ * VF's number and no other.  Handles keep the PF's memory alive, not the
+ * device: once the PF is gone their calls fail with -ENODEV.
+ */
+
+#include <linux/module.h>
+#include <linux/pci.h>
+#include <linux/slab.h>
+#include <linux/tern_pf.h>
+
+#include "tern_pf.h"
+
+/**
+ * tern_vf_get - take the migration handle of a VF
+ * @vf_pdev: a VF of a PF bound to tern_pf
+ * @event: told of PF resets and removal (see tern_vf_event_fn)
+ * @priv: passed to @event
+ *
+ * A VF has at most one handle at a time.  While any handle is held the
+ * PF refuses to disable its VFs.
+ *
+ * Return: the handle, or ERR_PTR(-EINVAL) if @vf_pdev is not a tern VF,
+ * -ENODEV if the PF is gone or resetting, -EBUSY if the VF already has a
+ * handle or its PF is enabling or disabling VFs.
+ */
+struct tern_vf *tern_vf_get(struct pci_dev *vf_pdev, tern_vf_event_fn event,
+			    void *priv)
+{
+	struct tern_vf *vf, *other;
+	struct tern_pf *pf;
+	int vf_id, ret = 0;
+
+	if (!event)
+		return ERR_PTR(-EINVAL);
+	pf = pci_iov_get_pf_drvdata(vf_pdev, &tern_pf_driver);
+	if (IS_ERR(pf))
+		return ERR_CAST(pf);
+	vf_id = pci_iov_vf_id(vf_pdev);
+	if (vf_id < 0)
+		return ERR_PTR(vf_id);
+
+	vf = kzalloc(sizeof(*vf), GFP_KERNEL);
+	if (!vf)
+		return ERR_PTR(-ENOMEM);
+	vf->pf = pf;
+	vf->vf_id = vf_id;
+	vf->event = event;
+	vf->priv = priv;
+
+	mutex_lock(&pf->lock);
+	if (pf->state != TERN_PF_LIVE)
+		ret = -ENODEV;
+	else if (pf->sriov_busy)
+		ret = -EBUSY;
+	list_for_each_entry(other, &pf->handles, node)
+		if (other->vf_id == vf_id)
+			ret = -EBUSY;
+	if (!ret) {
+		kref_get(&pf->ref);
+		list_add(&vf->node, &pf->handles);
+	}
+	mutex_unlock(&pf->lock);
+
+	if (ret) {
+		kfree(vf);
+		return ERR_PTR(ret);
+	}
+	return vf;
+}
+EXPORT_SYMBOL_GPL(tern_vf_get);
+
+/**
+ * tern_vf_put - give a handle back
+ * @vf: the handle; may be called after the PF is gone
+ */
+void tern_vf_put(struct tern_vf *vf)
+{
+	struct tern_pf *pf = vf->pf;
+
+	mutex_lock(&pf->lock);
+	list_del(&vf->node);
+	mutex_unlock(&pf->lock);
+	kfree(vf);
+	tern_pf_put(pf);
+}
+EXPORT_SYMBOL_GPL(tern_vf_put);
+
+static int vf_exec(struct tern_vf *vf, struct tern_aq_cmd *cmd,
+		   const struct tern_aq_io *io, struct tern_aq_cpl *cpl)
+{
+	struct tern_pf *pf = vf->pf;
+	int ret;
+
+	cmd->vf = cpu_to_le16(vf->vf_id);
+	down_read(&pf->gate);
+	if (READ_ONCE(pf->state) != TERN_PF_LIVE) {
+		ret = -ENODEV;
+	} else {
+		ret = tern_aq_exec(&pf->aq, cmd, io, cpl);
+		/* A command aborted by a PF reset or removal. */
+		if (ret == -EIO && READ_ONCE(pf->state) != TERN_PF_LIVE)
+			ret = -ENODEV;
+	}
+	up_read(&pf->gate);
+	return ret;
+}
+
+static int vf_simple(struct tern_vf *vf, u8 opcode)
+{
+	struct tern_aq_cmd cmd = { .opcode = opcode };
+
+	return vf_exec(vf, &cmd, NULL, NULL);
+}
+
+/**
+ * tern_vf_identify - read a VF's limits
+ * @vf: the handle
+ * @info: receives them
+ *
+ * Return: 0 or a negative errno.
+ */
+int tern_vf_identify(struct tern_vf *vf, struct tern_vf_info *info)
+{
+	struct tern_aq_cmd cmd = { .opcode = TERN_OP_IDENTIFY };
+	struct tern_identify id;
+	struct tern_aq_io io = { .out = &id, .out_len = sizeof(id) };
+	int ret;
+
+	ret = vf_exec(vf, &cmd, &io, NULL);
+	if (ret)
+		return ret;
+	if (le32_to_cpu(id.magic) != TERN_PF_MAGIC)
+		return -EIO;
+
+	info->image_version = le16_to_cpu(id.image_version);
+	info->nr_queues = le16_to_cpu(id.vf_nr_queues);
+	info->devmem_size = le64_to_cpu(id.vf_devmem_size);
+	info->max_image_size = le64_to_cpu(id.max_image_size);
+	info->max_xfer_segments = min_t(u32, le16_to_cpu(id.max_sg_entries),
+					TERN_MAX_SG_ENTRIES);
+	info->dirty_max_ranges = min_t(u32, le32_to_cpu(id.dirty_max_ranges),
+				       TERN_DIRTY_MAX_RANGES);
+	info->dirty_page_shifts = le32_to_cpu(id.dirty_page_shifts);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(tern_vf_identify);
+
+/**
+ * tern_vf_quiesce - stop the VF's DMA and interrupts; MMIO still works
+ * @vf: the handle
+ *
+ * Return: 0 or a negative errno.
+ */
+int tern_vf_quiesce(struct tern_vf *vf)
+{
+	return vf_simple(vf, TERN_OP_QUIESCE);
+}
+EXPORT_SYMBOL_GPL(tern_vf_quiesce);
+
+/**
+ * tern_vf_freeze - freeze a quiesced VF: nothing in it changes any more
+ * @vf: the handle
+ *
+ * Return: 0 or a negative errno.
+ */
+int tern_vf_freeze(struct tern_vf *vf)
+{
+	return vf_simple(vf, TERN_OP_FREEZE);
+}
+EXPORT_SYMBOL_GPL(tern_vf_freeze);
+
+/**
+ * tern_vf_resume - let a quiesced or frozen VF run again
+ * @vf: the handle
+ *
+ * Return: 0 or a negative errno.
+ */
+int tern_vf_resume(struct tern_vf *vf)
+{
+	return vf_simple(vf, TERN_OP_RESUME);
+}
+EXPORT_SYMBOL_GPL(tern_vf_resume);
+
+/**
+ * tern_vf_query_size - sizes of the images the VF would produce now
+ * @vf: the handle
+ * @full: bytes of a full image
+ * @incremental: bytes of an incremental image, 0 if there is no base
+ *	image to increment (no save since the VF's last reset or load)
+ *
+ * Both grow while the VF runs.
+ *
+ * Return: 0 or a negative errno.
+ */
+int tern_vf_query_size(struct tern_vf *vf, u64 *full, u64 *incremental)
+{
+	struct tern_aq_cmd cmd = { .opcode = TERN_OP_QUERY_SIZE };
+	struct tern_aq_cpl cpl;
+	int ret;
+
+	ret = vf_exec(vf, &cmd, NULL, &cpl);
+	if (ret)
+		return ret;
+	*full = le64_to_cpu(cpl.result0);
+	*incremental = le32_to_cpu(cpl.result2) & TERN_QUERY_HAS_BASE ?
+		       le64_to_cpu(cpl.result1) : 0;
+	return 0;
+}
+EXPORT_SYMBOL_GPL(tern_vf_query_size);
+
+static void xfer_result(const struct tern_aq_cpl *cpl, struct tern_vf_xfer *xfer)
+{
+	u32 flags = le32_to_cpu(cpl->result2);
+
+	xfer->bytes = le64_to_cpu(cpl->result0);
+	xfer->image_size = le64_to_cpu(cpl->result1);
+	xfer->more = flags & TERN_XFER_MORE;
+	xfer->applied = flags & TERN_LOAD_APPLIED;
+}
+
+/**
+ * tern_vf_save - read a chunk of a state image
+ * @vf: the handle
+ * @mode: take a new full or incremental image, or continue the open one
+ * @offset: byte offset in the image; 0 when taking a new image
+ * @sgt: pages to write into; the PF maps them for its own DMA
+ * @len: bytes of @sgt to fill
+ * @xfer: receives bytes written, the image size and whether more follows
+ *
+ * Taking an image snapshots the VF at that moment; the device keeps the
+ * image until the next one is taken, so it can be read in any number of
+ * chunks.  @sgt may have at most &tern_vf_info.max_xfer_segments DMA
+ * segments.
+ *
+ * Return: 0 or a negative errno.
+ */
+int tern_vf_save(struct tern_vf *vf, enum tern_vf_save_mode mode, u64 offset,
+		 struct sg_table *sgt, u32 len, struct tern_vf_xfer *xfer)
+{
+	struct tern_aq_cmd cmd = { .opcode = TERN_OP_SAVE };
+	struct tern_aq_io io = {
+		.data = sgt, .data_len = len, .dir = DMA_FROM_DEVICE,
+	};
+	struct tern_aq_cpl cpl;
+	int ret;
+
+	switch (mode) {
+	case TERN_VF_SAVE_CONTINUE:
+		break;
+	case TERN_VF_SAVE_FULL:
+		cmd.flags = TERN_SAVE_F_START;
+		break;
+	case TERN_VF_SAVE_INCREMENTAL:
+		cmd.flags = TERN_SAVE_F_START | TERN_SAVE_F_INCREMENTAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if ((cmd.flags & TERN_SAVE_F_START) && offset)
+		return -EINVAL;
+	cmd.xfer.offset = cpu_to_le64(offset);
+
+	ret = vf_exec(vf, &cmd, &io, &cpl);
+	if (ret)
+		return ret;
+	xfer_result(&cpl, xfer);
+	xfer->applied = false;
+	return xfer->bytes > len ? -EIO : 0;
+}
+EXPORT_SYMBOL_GPL(tern_vf_save);
+
+/**
+ * tern_vf_load - give the device a chunk of a state image
+ * @vf: the handle; the VF must be frozen
+ * @start: this chunk begins a new image at offset 0
+ * @offset: byte offset of the chunk: the bytes given so far
+ * @sgt: pages to read from; the PF maps them for its own DMA
+ * @len: bytes of @sgt to use
+ * @xfer: receives bytes consumed, the image size once known, whether more
+ *	is expected and whether the image was applied
+ *
+ * The device stages the image and applies it only when it is complete
+ * and valid; a rejected image leaves the VF unchanged.
+ *
+ * Return: 0 or a negative errno.
+ */
+int tern_vf_load(struct tern_vf *vf, bool start, u64 offset,
+		 struct sg_table *sgt, u32 len, struct tern_vf_xfer *xfer)
+{
+	struct tern_aq_cmd cmd = {
+		.opcode = TERN_OP_LOAD,
+		.flags = start ? TERN_LOAD_F_START : 0,
+	};
+	struct tern_aq_io io = {
+		.data = sgt, .data_len = len, .dir = DMA_TO_DEVICE,
+	};
+	struct tern_aq_cpl cpl;
+	int ret;
+
+	if (start && offset)
+		return -EINVAL;
+	cmd.xfer.offset = cpu_to_le64(offset);
+
+	ret = vf_exec(vf, &cmd, &io, &cpl);
+	if (ret)
+		return ret;
+	xfer_result(&cpl, xfer);
+	return xfer->bytes > len ? -EIO : 0;
+}
+EXPORT_SYMBOL_GPL(tern_vf_load);
+
+/**
+ * tern_vf_dirty_start - track the VF's DMA writes
+ * @vf: the handle
+ * @ranges: IOVA ranges, aligned to the page size, not overlapping
+ * @nr_ranges: 1..&tern_vf_info.dirty_max_ranges
+ * @page_shift: log2 of the tracking page size, a bit of
+ *	&tern_vf_info.dirty_page_shifts
+ *
+ * Return: 0, -EBUSY if tracking is on already, or a negative errno.
+ */
+int tern_vf_dirty_start(struct tern_vf *vf, const struct tern_vf_range *ranges,
+			unsigned int nr_ranges, unsigned int page_shift)
+{
+	struct tern_aq_cmd cmd = { .opcode = TERN_OP_DIRTY_START };
+	struct tern_aq_io io = {};
+	struct tern_range *list;
+	unsigned int i;
+	int ret;
+
+	if (!nr_ranges || nr_ranges > TERN_DIRTY_MAX_RANGES ||
+	    page_shift < TERN_DIRTY_MIN_PAGE_SHIFT ||
+	    page_shift > TERN_DIRTY_MAX_PAGE_SHIFT)
+		return -EINVAL;
+
+	list = kcalloc(nr_ranges, sizeof(*list), GFP_KERNEL);
+	if (!list)
+		return -ENOMEM;
+	for (i = 0; i < nr_ranges; i++) {
+		list[i].iova = cpu_to_le64(ranges[i].iova);
+		list[i].len = cpu_to_le64(ranges[i].length);
+	}
+	io.in = list;
+	io.in_len = nr_ranges * sizeof(*list);
+	cmd.dirty_start.nr_ranges = cpu_to_le32(nr_ranges);
+	cmd.dirty_start.page_shift = page_shift;
+
+	ret = vf_exec(vf, &cmd, &io, NULL);
+	kfree(list);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(tern_vf_dirty_start);
+
+/**
+ * tern_vf_dirty_report - report and clear the dirty pages of a range
+ * @vf: the handle
+ * @iova: start of the range, page aligned
+ * @length: bytes, page aligned
+ * @fn: called for each run of dirty pages, in ascending order
+ * @arg: passed to @fn
+ *
+ * The device clears the pages it reports.  If @fn fails, the pages
+ * reported so far are cleared all the same.
+ *
+ * Return: 0, -EOVERFLOW if the tracker lost pages (treat everything as
+ * dirty), @fn's error, or a negative errno.
+ */
+int tern_vf_dirty_report(struct tern_vf *vf, u64 iova, u64 length,
+			 tern_vf_dirty_fn fn, void *arg)
+{
+	const u32 max_runs = TERN_AQ_BUF_SIZE / sizeof(struct tern_range);
+	struct tern_aq_io io = { .out_len = TERN_AQ_BUF_SIZE };
+	struct tern_range *runs;
+	struct tern_aq_cpl cpl;
+	bool more;
+	int ret;
+
+	runs = kmalloc(TERN_AQ_BUF_SIZE, GFP_KERNEL);
+	if (!runs)
+		return -ENOMEM;
+	io.out = runs;
+
+	do {
+		struct tern_aq_cmd cmd = { .opcode = TERN_OP_DIRTY_REPORT };
+		u64 i, n;
+
+		cmd.dirty_report.iova = cpu_to_le64(iova);
+		cmd.dirty_report.len = cpu_to_le64(length);
+		ret = vf_exec(vf, &cmd, &io, &cpl);
+		if (ret)
+			break;
+		n = le64_to_cpu(cpl.result0);
+		if (n > max_runs) {
+			ret = -EIO;
+			break;
+		}
+		for (i = 0; i < n && !ret; i++)
+			ret = fn(arg, le64_to_cpu(runs[i].iova),
+				 le64_to_cpu(runs[i].len));
+		more = le32_to_cpu(cpl.result2) & TERN_REPORT_MORE;
+		/* A full buffer that holds nothing would never end. */
+		if (more && !n)
+			ret = -EIO;
+	} while (!ret && more);
+
+	kfree(runs);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(tern_vf_dirty_report);
+
+/**
+ * tern_vf_dirty_stop - stop tracking and forget all dirty pages
+ * @vf: the handle
+ *
+ * Return: 0 or a negative errno.
+ */
+int tern_vf_dirty_stop(struct tern_vf *vf)
+{
+	return vf_simple(vf, TERN_OP_DIRTY_STOP);
+}
+EXPORT_SYMBOL_GPL(tern_vf_dirty_stop);

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The tern PF driver's API for VF migration.
+ *
+ * tern_pf.ko owns the PF of the tern accelerator and its admin queue.
+ * This header is everything a VF migration driver (tern_vfio_pci.ko) may
+ * ask of it: a handle reaches exactly one VF, and through it the VF's
+ * suspend, save, load and dirty tracking commands.  Documentation/tern/pf.rst
+ * describes the commands' semantics; the device's own description is in
+ * Documentation/tern/device.rst.
+ *
+ * Every function may sleep.  They return 0 or a negative errno:
+ *
+ * -ENODEV     the PF is being reset or is gone (see enum tern_vf_event)
+ * -ETIMEDOUT  the device did not complete the command in time
+ * -EIO        the admin queue failed or was reset under the command
+ * -E2BIG      a data buffer has more segments than the device takes
+ * others      the device's status, mapped as pf.rst lists
+ */
+#ifndef _LINUX_TERN_PF_H
+#define _LINUX_TERN_PF_H
+
+#include <linux/types.h>
+
+struct pci_dev;
+struct sg_table;
+struct tern_vf;
+
+/**
+ * enum tern_vf_event - what the PF tells a handle's owner
+ * @TERN_VF_EVENT_PF_RESET: the PF is being reset.  The VF's migration
+ *	state (suspension, open saves, staged loads, dirty tracking) is
+ *	lost.  Calls fail with -ENODEV until the reset is done.
+ * @TERN_VF_EVENT_PF_REMOVE: the PF driver is unbinding.  Every later call
+ *	fails with -ENODEV; only tern_vf_put() remains to be called.
+ */
+enum tern_vf_event {
+	TERN_VF_EVENT_PF_RESET,
+	TERN_VF_EVENT_PF_REMOVE,
+};
+
+/**
+ * typedef tern_vf_event_fn - the callback that receives PF events
+ * @priv: the pointer given to tern_vf_get()
+ * @event: what happened
+ *
+ * Called in process context, before the event takes effect, with the
+ * PF's locks held: it must not call tern_vf_*() and must not wait for a
+ * thread that might be inside one.  Record the event and act on it later
+ * (the deferred-reset pattern of vfio-pci variant drivers).
+ */
+typedef void (*tern_vf_event_fn)(void *priv, enum tern_vf_event event);
+
+/**
+ * struct tern_vf_info - what IDENTIFY reports about a VF
+ * @image_version: version of the device's state image format
+ * @nr_queues: descriptor queues of the VF
+ * @devmem_size: bytes of device memory of the VF
+ * @max_image_size: largest state image the VF produces (a full image)
+ * @max_xfer_segments: most DMA segments one save or load call takes
+ * @dirty_max_ranges: most IOVA ranges dirty tracking takes
+ * @dirty_page_shifts: bit n set: pages of 2^n bytes can be tracked
+ */
+struct tern_vf_info {
+	u16 image_version;
+	u16 nr_queues;
+	u64 devmem_size;
+	u64 max_image_size;
+	u32 max_xfer_segments;
+	u32 dirty_max_ranges;
+	u32 dirty_page_shifts;
+};
+
+/**
+ * enum tern_vf_save_mode - which image a save call reads
+ * @TERN_VF_SAVE_CONTINUE: continue the image that is open
+ * @TERN_VF_SAVE_FULL: take a new full image (starts a new session)
+ * @TERN_VF_SAVE_INCREMENTAL: take a new incremental image: what changed
+ *	since the previous image
+ */
+enum tern_vf_save_mode {
+	TERN_VF_SAVE_CONTINUE,
+	TERN_VF_SAVE_FULL,
+	TERN_VF_SAVE_INCREMENTAL,
+};
+
+/**
+ * struct tern_vf_xfer - the result of a save or load call
+ * @bytes: bytes written into (save) or consumed from (load) the buffer
+ * @image_size: total size of the image; 0 while a load has not seen the
+ *	image's header
+ * @more: save: bytes remain after this chunk; load: more bytes expected
+ * @applied: load: the image was complete, valid, and is now the VF's state
+ */
+struct tern_vf_xfer {
+	u32 bytes;
+	u64 image_size;
+	bool more;
+	bool applied;
+};
+
+/**
+ * struct tern_vf_range - an IOVA range
+ * @iova: first byte
+ * @length: bytes
+ */
+struct tern_vf_range {
+	u64 iova;
+	u64 length;
+};
+
+/**
+ * typedef tern_vf_dirty_fn - receives one run of dirty pages
+ * @arg: the pointer given to tern_vf_dirty_report()
+ * @iova: first byte of the run
+ * @length: bytes of the run, a multiple of the tracking page size
+ *
+ * Return: 0 to go on, or a negative errno that ends the report.
+ */
+typedef int (*tern_vf_dirty_fn)(void *arg, u64 iova, u64 length);
+
+struct tern_vf *tern_vf_get(struct pci_dev *vf_pdev, tern_vf_event_fn event,
+			    void *priv);
+void tern_vf_put(struct tern_vf *vf);
+
+int tern_vf_identify(struct tern_vf *vf, struct tern_vf_info *info);
+
+int tern_vf_quiesce(struct tern_vf *vf);
+int tern_vf_freeze(struct tern_vf *vf);
+int tern_vf_resume(struct tern_vf *vf);
+
+int tern_vf_query_size(struct tern_vf *vf, u64 *full, u64 *incremental);
+int tern_vf_save(struct tern_vf *vf, enum tern_vf_save_mode mode, u64 offset,
+		 struct sg_table *sgt, u32 len, struct tern_vf_xfer *xfer);
+int tern_vf_load(struct tern_vf *vf, bool start, u64 offset,
+		 struct sg_table *sgt, u32 len, struct tern_vf_xfer *xfer);
+
+int tern_vf_dirty_start(struct tern_vf *vf, const struct tern_vf_range *ranges,
+			unsigned int nr_ranges, unsigned int page_shift);
+int tern_vf_dirty_report(struct tern_vf *vf, u64 iova, u64 length,
+			 tern_vf_dirty_fn fn, void *arg);
+int tern_vf_dirty_stop(struct tern_vf *vf);
+
+#endif /* _LINUX_TERN_PF_H */
