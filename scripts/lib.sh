@@ -51,3 +51,19 @@ cache_lock() {
 	exec {fd}>"$1.lock"
 	flock "$fd"
 }
+
+# kmod_build NAME KDIR [MAKE ARGS...]: build the kernel code (drivers and
+# test modules) against KDIR in a copy under build/kmod/NAME, so that
+# builds against different kernels never share object files.
+kmod_build() {
+	local name=$1 kdir=$2
+	shift 2
+	local dir=$TERN_BUILD/kmod/$name
+	mkdir -p "$dir"
+	(cd "$TERN_ROOT" && rsync -aR --delete Kbuild drivers include \
+		tools/testing/selftests/tern/tern_pf_test \
+		tools/testing/vm-run/Kbuild tools/testing/vm-run/tern_warn.c \
+		"$dir/")
+	make -s -C "$kdir" M="$dir" -j"$TERN_JOBS" CONFIG_TERN_PF=m \
+		CONFIG_TERN_VFIO_PCI=m CONFIG_TERN_TESTS=m "$@" modules
+}

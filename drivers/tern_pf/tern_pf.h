@@ -5,6 +5,7 @@
 #ifndef TERN_PF_INTERNAL_H
 #define TERN_PF_INTERNAL_H
 
+#include <linux/bits.h>
 #include <linux/completion.h>
 #include <linux/dma-direction.h>
 #include <linux/kref.h>
@@ -26,7 +27,7 @@
  * generation, so a completion for an older use of a slot is told apart.
  */
 #define TERN_AQ_SLOT_BITS	6
-#define TERN_AQ_SLOTS		(1 << TERN_AQ_SLOT_BITS)
+#define TERN_AQ_SLOTS		BIT(TERN_AQ_SLOT_BITS)
 #define TERN_AQ_BUF_SIZE	4096	/* per-slot SG list, ranges, output */
 
 enum tern_aq_slot_state {

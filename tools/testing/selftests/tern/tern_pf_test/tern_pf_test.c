@@ -1,0 +1,504 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Test client of the tern PF driver's VF API (<linux/tern_pf.h>).
+ *
+ * Reading /sys/kernel/debug/tern_pf_test/run runs every test against the
+ * first tern PF and its enabled VFs and returns TAP.  Fault injection
+ * tests need the PF's debug BAR (x-debug=on) and a short
+ * tern_pf.aq_timeout_ms; the last test unbinds the PF.  tern_pf.sh drives
+ * this and checks the PF driver's debugfs counters.
+ */
+
+#include <linux/debugfs.h>
+#include <linux/delay.h>
+#include <linux/kthread.h>
+#include <linux/module.h>
+#include <linux/mm.h>
+#include <linux/pci.h>
+#include <linux/scatterlist.h>
+#include <linux/seq_file.h>
+#include <linux/sizes.h>
+#include <linux/slab.h>
+#include <linux/tern_pf.h>
+#include <tern/tern_hw.h>
+
+#define TEST_MAX_VFS		8
+#define TEST_CHUNK_PAGES	64
+#define TEST_THREADS_PER_VF	4
+#define TEST_ROUNDS		100
+
+struct holder {
+	struct tern_vf *vf;
+	atomic_t resets;
+	atomic_t removes;
+};
+
+struct ctx {
+	struct seq_file *m;
+	unsigned int n;
+	struct pci_dev *pf;
+	struct pci_dev *vfs[TEST_MAX_VFS];
+	unsigned int nr_vfs;
+	void __iomem *dbg;
+};
+
+static void report(struct ctx *c, int ok, const char *what, int err)
+{
+	c->n++;
+	if (ok)
+		seq_printf(c->m, "ok %u %s\n", c->n, what);
+	else
+		seq_printf(c->m, "not ok %u %s (error %d)\n", c->n, what, err);
+}
+
+static void skip(struct ctx *c, const char *what, const char *why)
+{
+	c->n++;
+	seq_printf(c->m, "ok %u %s # SKIP %s\n", c->n, what, why);
+}
+
+static void on_event(void *priv, enum tern_vf_event event)
+{
+	struct holder *h = priv;
+
+	if (event == TERN_VF_EVENT_PF_REMOVE)
+		atomic_inc(&h->removes);
+	else
+		atomic_inc(&h->resets);
+}
+
+static int hold(struct holder *h, struct pci_dev *vf_pdev)
+{
+	atomic_set(&h->resets, 0);
+	atomic_set(&h->removes, 0);
+	h->vf = tern_vf_get(vf_pdev, on_event, h);
+	return PTR_ERR_OR_ZERO(h->vf);
+}
+
+/* A buffer of pages and a table describing it. */
+struct buf {
+	struct page *pages[TEST_CHUNK_PAGES];
+	struct sg_table sgt;
+};
+
+static int buf_alloc(struct buf *b)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < TEST_CHUNK_PAGES; i++) {
+		b->pages[i] = alloc_page(GFP_KERNEL | __GFP_ZERO);
+		if (!b->pages[i])
+			goto err;
+	}
+	ret = sg_alloc_table_from_pages(&b->sgt, b->pages, TEST_CHUNK_PAGES, 0,
+					TEST_CHUNK_PAGES * PAGE_SIZE, GFP_KERNEL);
+	if (!ret)
+		return 0;
+err:
+	while (i--)
+		__free_page(b->pages[i]);
+	return -ENOMEM;
+}
+
+static void buf_free(struct buf *b)
+{
+	unsigned int i;
+
+	sg_free_table(&b->sgt);
+	for (i = 0; i < TEST_CHUNK_PAGES; i++)
+		__free_page(b->pages[i]);
+}
+
+static void test_handles(struct ctx *c)
+{
+	struct holder a, b;
+	int ret;
+
+	ret = hold(&a, c->vfs[0]);
+	report(c, !ret, "a VF handle can be taken", ret);
+	if (ret)
+		return;
+	ret = hold(&b, c->vfs[0]);
+	report(c, ret == -EBUSY, "a second handle for one VF is refused", ret);
+	if (!ret)
+		tern_vf_put(b.vf);
+	ret = hold(&b, c->pf);
+	report(c, ret == -EINVAL, "the PF itself has no handle", ret);
+	if (!ret)
+		tern_vf_put(b.vf);
+	tern_vf_put(a.vf);
+	ret = hold(&a, c->vfs[0]);
+	report(c, !ret, "a handle given back can be taken again", ret);
+	if (!ret)
+		tern_vf_put(a.vf);
+}
+
+static void test_identify(struct ctx *c)
+{
+	struct tern_vf_info info = {};
+	struct holder h;
+	int ret;
+
+	ret = hold(&h, c->vfs[0]);
+	if (!ret) {
+		ret = tern_vf_identify(h.vf, &info);
+		tern_vf_put(h.vf);
+	}
+	report(c, !ret && info.nr_queues == TERN_VF_NR_QUEUES &&
+	       info.image_version == TERN_IMAGE_VERSION &&
+	       is_power_of_2(info.devmem_size) &&
+	       info.max_image_size > info.devmem_size &&
+	       info.dirty_max_ranges >= 16 &&
+	       (info.dirty_page_shifts & 0x3ff000) == 0x3ff000 &&
+	       info.max_xfer_segments >= 1,
+	       "IDENTIFY reports the VF's limits", ret);
+}
+
+static void test_suspend(struct ctx *c)
+{
+	struct holder h;
+	int ret;
+
+	ret = hold(&h, c->vfs[0]);
+	if (ret) {
+		report(c, 0, "suspend steps", ret);
+		return;
+	}
+	ret = tern_vf_freeze(h.vf);
+	report(c, ret == -EPERM, "FREEZE of a running VF is refused", ret);
+	ret = tern_vf_quiesce(h.vf);
+	report(c, !ret, "QUIESCE", ret);
+	ret = tern_vf_freeze(h.vf);
+	report(c, !ret, "FREEZE of a quiesced VF", ret);
+	ret = tern_vf_resume(h.vf);
+	report(c, !ret, "RESUME of a frozen VF", ret);
+	tern_vf_put(h.vf);
+}
+
+/* Stream VF a's full image into VF b, one chunk at a time. */
+static void test_save_load(struct ctx *c)
+{
+	struct tern_vf_xfer sx = {}, lx = {};
+	u64 full, incr, off = 0;
+	struct holder a, b;
+	struct buf buf;
+	int ret;
+
+	if (c->nr_vfs < 2) {
+		skip(c, "a full image streams from one VF into another",
+		     "needs 2 VFs");
+		return;
+	}
+	ret = buf_alloc(&buf);
+	if (ret) {
+		report(c, 0, "buffer", ret);
+		return;
+	}
+	ret = hold(&a, c->vfs[0]);
+	if (ret)
+		goto out_buf;
+	ret = hold(&b, c->vfs[1]);
+	if (ret)
+		goto out_a;
+
+	ret = tern_vf_query_size(a.vf, &full, &incr);
+	if (ret)
+		goto out_b;
+	ret = tern_vf_quiesce(b.vf) ?: tern_vf_freeze(b.vf);
+	if (ret)
+		goto out_b;
+
+	do {
+		ret = tern_vf_save(a.vf, off ? TERN_VF_SAVE_CONTINUE :
+				   TERN_VF_SAVE_FULL, off, &buf.sgt,
+				   TEST_CHUNK_PAGES * PAGE_SIZE, &sx);
+		if (ret || !sx.bytes)
+			break;
+		if (!off && le32_to_cpup(page_address(buf.pages[0])) !=
+			    TERN_IMAGE_MAGIC) {
+			ret = -EBADMSG;
+			break;
+		}
+		ret = tern_vf_load(b.vf, !off, off, &buf.sgt, sx.bytes, &lx);
+		off += sx.bytes;
+	} while (!ret && sx.more);
+
+	report(c, !ret && off == full && sx.image_size == full && lx.applied &&
+	       !lx.more, "a full image streams from one VF into another", ret);
+
+	ret = tern_vf_query_size(a.vf, &full, &incr);
+	report(c, !ret && incr > 0 && incr < full,
+	       "after a save an incremental image is smaller than a full one",
+	       ret);
+
+	ret = tern_vf_save(b.vf, TERN_VF_SAVE_INCREMENTAL, 0, &buf.sgt,
+			   PAGE_SIZE, &sx);
+	report(c, !ret, "a loaded VF has a base for an incremental image", ret);
+
+	ret = tern_vf_resume(b.vf);
+	report(c, !ret, "the loaded VF resumes", ret);
+out_b:
+	tern_vf_put(b.vf);
+out_a:
+	tern_vf_put(a.vf);
+out_buf:
+	buf_free(&buf);
+	if (ret)
+		report(c, 0, "save and load", ret);
+}
+
+static int count_run(void *arg, u64 iova, u64 length)
+{
+	*(u64 *)arg += length;
+	return 0;
+}
+
+static void test_dirty(struct ctx *c)
+{
+	struct tern_vf_range r = { .iova = 0, .length = 1ULL << 40 };
+	struct holder h;
+	u64 dirty = 0;
+	int ret;
+
+	ret = hold(&h, c->vfs[0]);
+	if (ret) {
+		report(c, 0, "dirty tracking", ret);
+		return;
+	}
+	ret = tern_vf_dirty_stop(h.vf);
+	report(c, ret == -EPERM, "DIRTY_STOP without tracking is refused", ret);
+	ret = tern_vf_dirty_start(h.vf, &r, 1, 12);
+	report(c, !ret, "DIRTY_START over 1 TiB", ret);
+	ret = tern_vf_dirty_start(h.vf, &r, 1, 12);
+	report(c, ret == -EBUSY, "a second DIRTY_START is refused", ret);
+	ret = tern_vf_dirty_report(h.vf, 0, r.length, count_run, &dirty);
+	report(c, !ret && !dirty, "an idle VF reports no dirty page", ret);
+	ret = tern_vf_dirty_stop(h.vf);
+	report(c, !ret, "DIRTY_STOP", ret);
+	tern_vf_put(h.vf);
+}
+
+struct stress {
+	struct tern_vf *vf;
+	atomic_t *failures;
+	struct completion done;
+};
+
+static int stress_fn(void *data)
+{
+	struct stress *s = data;
+	struct tern_vf_info info;
+	unsigned int i;
+	u64 full, incr;
+
+	for (i = 0; i < TEST_ROUNDS; i++) {
+		if (tern_vf_identify(s->vf, &info) ||
+		    tern_vf_query_size(s->vf, &full, &incr))
+			atomic_inc(s->failures);
+	}
+	complete(&s->done);
+	return 0;
+}
+
+static void test_concurrency(struct ctx *c)
+{
+	unsigned int i, nr_threads = 0;
+	atomic_t failures = ATOMIC_INIT(0);
+	struct holder *h;
+	struct stress *s;
+	int ret = 0;
+
+	h = kcalloc(c->nr_vfs, sizeof(*h), GFP_KERNEL);
+	s = kcalloc(c->nr_vfs * TEST_THREADS_PER_VF, sizeof(*s), GFP_KERNEL);
+	if (!h || !s) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < c->nr_vfs; i++) {
+		ret = hold(&h[i], c->vfs[i]);
+		if (ret)
+			break;
+	}
+	if (ret) {
+		while (i--)
+			tern_vf_put(h[i].vf);
+		goto out;
+	}
+
+	for (i = 0; i < c->nr_vfs * TEST_THREADS_PER_VF; i++) {
+		struct task_struct *t;
+
+		s[i].vf = h[i / TEST_THREADS_PER_VF].vf;
+		s[i].failures = &failures;
+		init_completion(&s[i].done);
+		t = kthread_run(stress_fn, &s[i], "tern_pf_test/%u", i);
+		if (IS_ERR(t)) {
+			ret = PTR_ERR(t);
+			break;
+		}
+		nr_threads++;
+	}
+	for (i = 0; i < nr_threads; i++)
+		wait_for_completion(&s[i].done);
+	for (i = 0; i < c->nr_vfs; i++)
+		tern_vf_put(h[i].vf);
+
+out:
+	report(c, !ret && !atomic_read(&failures) && nr_threads > 1,
+	       "commands from many VFs and threads at once", ret);
+	kfree(s);
+	kfree(h);
+}
+
+static void dbg_arm(struct ctx *c, unsigned int reg, u32 val)
+{
+	writel(val | TERN_DBG_ARM, c->dbg + reg);
+}
+
+static void test_faults(struct ctx *c)
+{
+	struct tern_vf_info info;
+	struct holder h;
+	u64 full, incr;
+	int ret;
+
+	if (!c->dbg) {
+		skip(c, "injected error status", "no debug BAR (x-debug=on)");
+		skip(c, "late completion", "no debug BAR (x-debug=on)");
+		skip(c, "unanswered command", "no debug BAR (x-debug=on)");
+		return;
+	}
+	ret = hold(&h, c->vfs[0]);
+	if (ret) {
+		report(c, 0, "fault injection", ret);
+		return;
+	}
+
+	writel(pci_iov_vf_id(c->vfs[0]), c->dbg + TERN_DBG_REG_FAIL_VF);
+	writel(TERN_STS_INTERNAL, c->dbg + TERN_DBG_REG_FAIL_STATUS);
+	dbg_arm(c, TERN_DBG_REG_FAIL_CMD, TERN_OP_QUERY_SIZE);
+	ret = tern_vf_query_size(h.vf, &full, &incr);
+	report(c, ret == -EIO, "an injected INTERNAL status gives -EIO", ret);
+	ret = tern_vf_query_size(h.vf, &full, &incr);
+	report(c, !ret, "the next command succeeds", ret);
+
+	/* The caller sets tern_pf.aq_timeout_ms to 1000. */
+	writel(2500, c->dbg + TERN_DBG_REG_DELAY_MS);
+	dbg_arm(c, TERN_DBG_REG_DELAY_CMD, TERN_OP_IDENTIFY);
+	ret = tern_vf_identify(h.vf, &info);
+	report(c, ret == -ETIMEDOUT, "a late command times out", ret);
+	msleep(3000);
+	ret = tern_vf_identify(h.vf, &info);
+	report(c, !ret, "after its late completion the queue works", ret);
+
+	writel(TERN_DBG_MAX_DELAY_MS, c->dbg + TERN_DBG_REG_DELAY_MS);
+	dbg_arm(c, TERN_DBG_REG_DELAY_CMD, TERN_OP_IDENTIFY);
+	ret = tern_vf_identify(h.vf, &info);
+	report(c, ret == -ETIMEDOUT, "an unanswered command times out", ret);
+	ret = tern_vf_query_size(h.vf, &full, &incr);
+	report(c, !ret, "other commands go on meanwhile", ret);
+	/* The watchdog resets the queue after 4 timeouts. */
+	msleep(7000);
+	ret = tern_vf_identify(h.vf, &info);
+	report(c, !ret, "after the queue reset commands work", ret);
+
+	tern_vf_put(h.vf);
+}
+
+static void test_pf_unbind(struct ctx *c)
+{
+	struct tern_vf_info info;
+	struct holder h;
+	int ret;
+
+	ret = hold(&h, c->vfs[0]);
+	if (ret) {
+		report(c, 0, "PF unbind", ret);
+		return;
+	}
+	ret = c->pf->driver->sriov_configure(c->pf, 0);
+	report(c, ret == -EBUSY,
+	       "VFs cannot be disabled while a handle is held", ret);
+
+	device_release_driver(&c->pf->dev);
+	report(c, atomic_read(&h.removes) == 1,
+	       "unbinding the PF tells the handle's holder", 0);
+	ret = tern_vf_identify(h.vf, &info);
+	report(c, ret == -ENODEV, "a handle of a removed PF fails cleanly",
+	       ret);
+	tern_vf_put(h.vf);
+}
+
+static int run_show(struct seq_file *m, void *unused)
+{
+	struct pci_dev *pdev = NULL;
+	struct ctx c = { .m = m };
+	unsigned int i;
+
+	while ((pdev = pci_get_device(TERN_PCI_VENDOR_ID, TERN_PCI_DEVICE_ID_VF,
+				      pdev))) {
+		if (c.nr_vfs == TEST_MAX_VFS)
+			continue;
+		c.vfs[c.nr_vfs++] = pci_dev_get(pdev);
+	}
+	if (!c.nr_vfs) {
+		seq_puts(m, "1..0 # SKIP no tern VF\n");
+		return 0;
+	}
+	c.pf = pci_dev_get(pci_physfn(c.vfs[0]));
+	if (pci_resource_len(c.pf, TERN_PF_BAR_DEBUG))
+		c.dbg = pci_iomap(c.pf, TERN_PF_BAR_DEBUG, 0);
+
+	seq_puts(m, "TAP version 13\n");
+	test_handles(&c);
+	test_identify(&c);
+	test_suspend(&c);
+	test_save_load(&c);
+	test_dirty(&c);
+	test_concurrency(&c);
+	test_faults(&c);
+	if (c.dbg)
+		pci_iounmap(c.pf, c.dbg);
+	test_pf_unbind(&c);
+	seq_printf(m, "1..%u\n", c.n);
+
+	for (i = 0; i < c.nr_vfs; i++)
+		pci_dev_put(c.vfs[i]);
+	pci_dev_put(c.pf);
+	return 0;
+}
+
+static int run_open(struct inode *inode, struct file *file)
+{
+	/* Room for all the output: a seq_file overflow would run it twice. */
+	return single_open_size(file, run_show, NULL, SZ_64K);
+}
+
+static const struct file_operations run_fops = {
+	.owner = THIS_MODULE,
+	.open = run_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = single_release,
+};
+
+static struct dentry *tern_pf_test_dir;
+
+static int __init tern_pf_test_init(void)
+{
+	tern_pf_test_dir = debugfs_create_dir("tern_pf_test", NULL);
+	debugfs_create_file("run", 0400, tern_pf_test_dir, NULL, &run_fops);
+	return 0;
+}
+
+static void __exit tern_pf_test_exit(void)
+{
+	debugfs_remove_recursive(tern_pf_test_dir);
+}
+
+module_init(tern_pf_test_init);
+module_exit(tern_pf_test_exit);
+
+MODULE_DESCRIPTION("Test client of the tern PF driver's VF API");
+MODULE_LICENSE("GPL");
