@@ -1,0 +1,54 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# tern: live-migratable SR-IOV VFs through VFIO, and the emulated hardware
+# to build, run and test them.  See README.md.
+#
+#   make            setup (once), QEMU, test kernel, modules, selftests
+#   make check      all of the above, static checks, the VM test suites
+#   make demo       boot the test VM and show tern at work
+#
+# Long builds are cached under $(TERN_CACHE) by content hash.
+
+TERN_CACHE ?= /var/cache/tern
+export TERN_CACHE
+
+B := build
+SETUP_STAMP := $(TERN_CACHE)/setup-$(shell sha256sum scripts/setup | cut -c1-16).done
+
+.PHONY: all setup qemu kernel modules selftests check check-static demo clean
+
+all: qemu kernel modules selftests
+
+setup: $(SETUP_STAMP)
+
+$(SETUP_STAMP): scripts/setup
+	scripts/setup
+	mkdir -p $(TERN_CACHE) && touch $@
+
+qemu: setup
+	scripts/build-qemu
+
+kernel: setup
+	scripts/build-kernel
+
+# Modules are built in a copy of the kernel code under build/, so that the
+# builds against the test kernel and against Debian's headers do not share
+# object files.  modroot/ holds them with the test kernel's own modules,
+# installed as the VM's /lib/modules.
+modules: kernel
+	scripts/build-modules
+
+selftests: kernel
+	$(MAKE) -C tools/testing/selftests/tern OUTPUT=$(CURDIR)/$(B)/selftests
+
+check-static: setup
+	scripts/check-static
+
+check: setup
+	scripts/check
+
+demo: all
+	scripts/demo
+
+clean:
+	rm -rf $(B)

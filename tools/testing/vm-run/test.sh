@@ -1,0 +1,54 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Self-test of scripts/vm-run, in TAP: it runs commands, returns their
+# output and status, fails a run whose kernel log has a splat, and kills a
+# hung VM.  Three VM boots.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/../../.." && pwd)
+vm_run=$top/scripts/vm-run
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+n=0
+failed=0
+result() {
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $n $2"
+	else
+		echo "not ok $n $2"
+		failed=1
+	fi
+}
+
+echo "TAP version 13"
+echo "1..4"
+
+# shellcheck disable=SC2016 # expanded in the VM
+"$vm_run" -- sh -c 'cat /sys/bus/pci/devices/$TERN_PF/sriov_totalvfs
+	for vf in $TERN_VFS; do basename "$(readlink /sys/bus/pci/devices/$vf/driver)"; done
+	exit 7' > "$tmp/out" 2> "$tmp/err"
+rc=$?
+sed 's/^/# /' "$tmp/out" "$tmp/err"
+[ "$rc" -eq 7 ]
+result $? "the command's exit status comes back"
+[ "$(head -n 1 "$tmp/out")" = 8 ] &&
+	[ "$(tail -n +2 "$tmp/out" | grep -cx tern_vfio_pci)" -eq 4 ]
+result $? "the PF has 8 VFs and 4 are bound to tern_vfio_pci"
+
+"$vm_run" --vfs 0 -- modprobe tern_warn > "$tmp/out" 2> "$tmp/err"
+rc=$?
+sed 's/^/# /' "$tmp/out" "$tmp/err"
+[ "$rc" -eq 1 ] && grep -q 'splat' "$tmp/err" && grep -q 'tern_warn' "$tmp/err"
+result $? "a kernel WARNING fails a command that succeeded"
+
+start=$(date +%s)
+"$vm_run" --vfs 0 --timeout 20 -- sleep 1000 > "$tmp/out" 2> "$tmp/err"
+rc=$?
+elapsed=$(($(date +%s) - start))
+sed 's/^/# /' "$tmp/out" "$tmp/err"
+[ "$rc" -eq 124 ] && [ "$elapsed" -lt 60 ] && grep -q 'timed out' "$tmp/err"
+result $? "a hung command is killed by the timeout (${elapsed} s)"
+
+exit "$failed"
