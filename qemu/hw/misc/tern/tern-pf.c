@@ -40,7 +40,7 @@ static int64_t tern_cmd_latency(uint8_t opcode)
         return 20 * SCALE_US;
     case TERN_OP_SAVE:
     case TERN_OP_LOAD:
-        return 100 * SCALE_US;
+        return 500 * SCALE_US;
     default:
         return 50 * SCALE_US;
     }

@@ -25,7 +25,8 @@ static uint64_t tern_image_size(uint64_t nr_pages)
 
 static uint32_t tern_image_crc(const uint8_t *buf, uint64_t size)
 {
-    return crc32c(0xffffffff, buf, size) ^ 0xffffffff;
+    /* Standard CRC-32C: QEMU's crc32c() applies the final inversion. */
+    return crc32c(0xffffffff, buf, size);
 }
 
 uint64_t tern_state_size(TernVfState *vf, bool incremental)
@@ -287,12 +288,12 @@ static bool tern_load_check_regs(const struct tern_image_regs *r)
         if (ctrl & ~(TERN_Q_CTRL_ENABLE | TERN_Q_CTRL_INT_EN) ||
             status & ~(TERN_Q_STS_ENABLED | TERN_Q_STS_HALTED |
                        TERN_Q_STS_ERR_MASK) ||
-            le32_to_cpu(q->msix) >= TERN_VF_MSIX_VECTORS) {
+            le32_to_cpu(q->msix) >= TERN_VF_MSIX_VECTORS ||
+            !(ctrl & TERN_Q_CTRL_ENABLE) != !(status & TERN_Q_STS_ENABLED)) {
             return false;
         }
         if (status & TERN_Q_STS_ENABLED) {
-            if (!(ctrl & TERN_Q_CTRL_ENABLE) ||
-                size < TERN_Q_MIN_ENTRIES || size > TERN_Q_MAX_ENTRIES ||
+            if (size < TERN_Q_MIN_ENTRIES || size > TERN_Q_MAX_ENTRIES ||
                 le64_to_cpu(q->base) % TERN_Q_ALIGN ||
                 le32_to_cpu(q->head) >= size ||
                 le32_to_cpu(q->tail) >= size) {

@@ -164,7 +164,8 @@ static uint8_t tern_vf_exec(TernVfState *vf, const struct tern_desc *d,
             case TERN_DESC_CRC32C:
                 sts = tern_vf_read_host(vf, src + done, buf, n);
                 if (sts == TERN_DSTS_SUCCESS) {
-                    *crc = crc32c(*crc, buf, n);
+                    /* QEMU's crc32c() inverts its result: undo that. */
+                    *crc = crc32c(*crc, buf, n) ^ 0xffffffff;
                 }
                 break;
             }

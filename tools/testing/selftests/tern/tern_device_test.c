@@ -274,7 +274,7 @@ TEST_F(dev, engine)
 
 	src = vfio_dma_alloc(&self->c, 3 * 65536 + 100, 4096, NULL);
 	dst = vfio_dma_alloc(&self->c, 3 * 65536 + 100, 4096, NULL);
-	back = vfio_dma_alloc(&self->c, 8192, 4096, NULL);
+	back = vfio_dma_alloc(&self->c, 3 * 4096, 4096, NULL);
 	cpl = vfio_dma_alloc(&self->c, 8 * sizeof(*cpl), 64, &cpl_iova);
 	ASSERT_NE(NULL, cpl);
 	for (i = 0; i < 3 * 65536 + 100; i++)
@@ -301,7 +301,7 @@ TEST_F(dev, engine)
 		     vfio_iova(&self->c, src), 0x10000, 6000, 0,
 		     cpl_iova + 96, 14);
 	ADD(&vq, 0, TERN_DESC_FROM_DEV,
-		     0x10000, vfio_iova(&self->c, back) + 4096, 4096, 0,
+		     0x10000, vfio_iova(&self->c, back) + 8192, 4096, 0,
 		     cpl_iova + 128, 15);
 	/* errors: bad opcode, devmem out of range, zero length */
 	ADD(&vq, 0, 0x77, 0, 0, 8, 0,
@@ -333,7 +333,7 @@ TEST_F(dev, engine)
 	EXPECT_EQ(TERN_DSTS_SUCCESS, cpl[3].status);
 	EXPECT_EQ(0, memcmp(self->vf_mem[0] + 0x10000, src, 6000));
 	EXPECT_EQ(TERN_DSTS_SUCCESS, cpl[4].status);
-	EXPECT_EQ(0, memcmp(back + 4096, src, 4096));
+	EXPECT_EQ(0, memcmp(back + 8192, src, 4096));
 	EXPECT_EQ(TERN_DSTS_INVALID_OPCODE, cpl[5].status);
 	EXPECT_EQ(TERN_DSTS_INVALID_ADDR, cpl[6].status);
 	EXPECT_EQ(TERN_DSTS_INVALID_LEN, cpl[7].status);
@@ -723,7 +723,7 @@ TEST_F(dev, dirty)
 	src = vfio_dma_alloc(&self->c, 2 * PAGE, PAGE, NULL);
 	ASSERT_NE(NULL, src);
 	(void)a; (void)b; (void)untracked;
-	ASSERT_EQ(0, tern_vfq_init(&vq, &self->c, self->vf_regs[0], 0, 64));
+	ASSERT_EQ(0, tern_vfq_init(&vq, &self->c, self->vf_regs[0], 0, 256));
 
 	/* Bad arguments. */
 	ranges[0] = (struct tern_range){ a_iova, 64 * PAGE };
