@@ -1,0 +1,478 @@
+/*
+ * tern: VF state images (save and load)
+ *
+ * Copyright (c) 2025 The tern authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ *
+ * An image is taken in one go when a SAVE with START arrives and then
+ * read out in chunks; a load is staged chunk by chunk and applied only
+ * when it is complete and valid.
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bitmap.h"
+#include "qemu/crc32c.h"
+#include "qemu/guest-random.h"
+#include "system/dma.h"
+#include "tern.h"
+
+static uint64_t tern_image_size(uint64_t nr_pages)
+{
+    return TERN_IMAGE_HDR_SIZE + TERN_IMAGE_REGS_SIZE +
+           ROUND_UP(nr_pages * 4, 8) + nr_pages * TERN_DEVMEM_PAGE_SIZE;
+}
+
+static uint32_t tern_image_crc(const uint8_t *buf, uint64_t size)
+{
+    /* Standard CRC-32C: QEMU's crc32c() applies the final inversion. */
+    return crc32c(0xffffffff, buf, size);
+}
+
+uint64_t tern_state_size(TernVfState *vf, bool incremental)
+{
+    if (!incremental) {
+        return tern_image_size(vf->devmem_pages);
+    }
+    tern_vf_sync_dirty(vf);
+    return tern_image_size(bitmap_count_one(vf->devmem_dirty,
+                                            vf->devmem_pages));
+}
+
+void tern_state_reset(TernVfState *vf)
+{
+    g_free(vf->save_buf);
+    vf->save_buf = NULL;
+    vf->save_size = 0;
+    g_free(vf->load_buf);
+    vf->load_buf = NULL;
+    vf->loading = false;
+    vf->load_pos = vf->load_size = 0;
+    vf->has_base = false;
+}
+
+static void tern_regs_to_image(TernVfState *vf, struct tern_image_regs *r)
+{
+    unsigned n;
+
+    memset(r, 0, sizeof(*r));
+    for (n = 0; n < TERN_VF_NR_QUEUES; n++) {
+        TernQueue *q = &vf->q[n];
+
+        r->q[n].base = cpu_to_le64(q->base);
+        r->q[n].size = cpu_to_le32(q->size);
+        r->q[n].ctrl = cpu_to_le32(q->ctrl);
+        r->q[n].head = cpu_to_le32(q->head);
+        r->q[n].tail = cpu_to_le32(q->tail);
+        r->q[n].msix = cpu_to_le32(q->msix);
+        r->q[n].status = cpu_to_le32(q->status);
+        r->q[n].cnt_desc = cpu_to_le64(q->cnt_desc);
+        r->q[n].cnt_err = cpu_to_le64(q->cnt_err);
+        r->q[n].cnt_bytes = cpu_to_le64(q->cnt_bytes);
+    }
+    r->cnt_desc = cpu_to_le64(vf->cnt_desc);
+    r->cnt_bytes = cpu_to_le64(vf->cnt_bytes);
+}
+
+/* Take a new image of the VF into vf->save_buf. */
+static void tern_state_take(TernPfState *pf, TernVfState *vf, bool incr)
+{
+    struct tern_image_hdr *h;
+    uint64_t nr_pages, size, page, i;
+    uint32_t *index;
+    uint8_t *data;
+
+    /* Clear the log first: a write racing with the copy is sent again. */
+    tern_vf_sync_dirty(vf);
+    nr_pages = incr ? bitmap_count_one(vf->devmem_dirty, vf->devmem_pages) :
+                      vf->devmem_pages;
+    size = tern_image_size(nr_pages);
+
+    g_free(vf->save_buf);
+    vf->save_buf = g_malloc0(size);
+    vf->save_size = size;
+
+    if (incr) {
+        vf->seq++;
+    } else {
+        qemu_guest_getrandom_nofail(&vf->session, sizeof(vf->session));
+        vf->seq = 0;
+    }
+    vf->has_base = true;
+
+    h = (struct tern_image_hdr *)vf->save_buf;
+    h->magic = cpu_to_le32(TERN_IMAGE_MAGIC);
+    h->version = cpu_to_le16(TERN_IMAGE_VERSION);
+    h->type = cpu_to_le16(incr ? TERN_IMAGE_INCREMENTAL : TERN_IMAGE_FULL);
+    h->hdr_size = cpu_to_le32(TERN_IMAGE_HDR_SIZE);
+    h->total_size = cpu_to_le64(size);
+    h->session = cpu_to_le64(vf->session);
+    h->seq = cpu_to_le32(vf->seq);
+    h->devmem_size = cpu_to_le64(vf->devmem_size);
+    h->nr_queues = cpu_to_le16(TERN_VF_NR_QUEUES);
+    h->page_shift = cpu_to_le16(TERN_DEVMEM_PAGE_SHIFT);
+    h->nr_pages = cpu_to_le32(nr_pages);
+    h->regs_offset = cpu_to_le32(TERN_IMAGE_HDR_SIZE);
+    h->regs_size = cpu_to_le32(TERN_IMAGE_REGS_SIZE);
+    h->index_offset = cpu_to_le64(TERN_IMAGE_HDR_SIZE + TERN_IMAGE_REGS_SIZE);
+    h->data_offset = cpu_to_le64(TERN_IMAGE_HDR_SIZE + TERN_IMAGE_REGS_SIZE +
+                                 ROUND_UP(nr_pages * 4, 8));
+
+    tern_regs_to_image(vf, (struct tern_image_regs *)
+                       (vf->save_buf + TERN_IMAGE_HDR_SIZE));
+    index = (uint32_t *)(vf->save_buf + le64_to_cpu(h->index_offset));
+    data = vf->save_buf + le64_to_cpu(h->data_offset);
+    for (page = 0, i = 0; page < vf->devmem_pages; page++) {
+        if (incr && !test_bit(page, vf->devmem_dirty)) {
+            continue;
+        }
+        index[i] = cpu_to_le32(page);
+        memcpy(data + i * TERN_DEVMEM_PAGE_SIZE,
+               vf->devmem_ptr + page * TERN_DEVMEM_PAGE_SIZE,
+               TERN_DEVMEM_PAGE_SIZE);
+        i++;
+    }
+    bitmap_zero(vf->devmem_dirty, vf->devmem_pages);
+
+    h->crc = cpu_to_le32(tern_image_crc(vf->save_buf, size));
+    if (tern_pf_fire_save_fault(pf, pcie_sriov_vf_number(PCI_DEVICE(vf)))) {
+        vf->save_buf[size - 1] ^= 0x5a;
+    }
+}
+
+static uint16_t tern_read_sg(TernPfState *pf, const struct tern_aq_cmd *cmd,
+                             struct tern_sg **sg, uint32_t *count)
+{
+    uint32_t n = le32_to_cpu(cmd->xfer.sg_count);
+    uint32_t i;
+
+    if (n < 1 || n > TERN_MAX_SG_ENTRIES) {
+        return TERN_STS_INVALID_FIELD;
+    }
+    *sg = g_new(struct tern_sg, n);
+    if (pci_dma_read(PCI_DEVICE(pf), le64_to_cpu(cmd->xfer.sg_addr), *sg,
+                     n * sizeof(**sg)) != MEMTX_OK) {
+        g_free(*sg);
+        *sg = NULL;
+        return TERN_STS_DMA_ERROR;
+    }
+    for (i = 0; i < n; i++) {
+        if (le32_to_cpu((*sg)[i].len) == 0) {
+            g_free(*sg);
+            *sg = NULL;
+            return TERN_STS_INVALID_FIELD;
+        }
+    }
+    *count = n;
+    return TERN_STS_SUCCESS;
+}
+
+uint16_t tern_state_save(TernPfState *pf, TernVfState *vf,
+                         const struct tern_aq_cmd *cmd, TernCmd *c)
+{
+    uint64_t offset = le64_to_cpu(cmd->xfer.offset);
+    bool start = cmd->flags & TERN_SAVE_F_START;
+    bool incr = cmd->flags & TERN_SAVE_F_INCREMENTAL;
+    g_autofree struct tern_sg *sg = NULL;
+    uint64_t pos, written = 0;
+    uint32_t count, i;
+    uint16_t sts;
+
+    if (cmd->flags & ~(TERN_SAVE_F_START | TERN_SAVE_F_INCREMENTAL) ||
+        (incr && !start)) {
+        return TERN_STS_INVALID_FIELD;
+    }
+    if (start) {
+        if (offset) {
+            return TERN_STS_INVALID_OFFSET;
+        }
+        if (incr && !vf->has_base) {
+            return TERN_STS_NO_BASE;
+        }
+    } else {
+        if (!vf->save_buf) {
+            return TERN_STS_INVALID_STATE;
+        }
+        if (offset > vf->save_size) {
+            return TERN_STS_INVALID_OFFSET;
+        }
+    }
+    sts = tern_read_sg(pf, cmd, &sg, &count);
+    if (sts) {
+        return sts;
+    }
+    if (start) {
+        tern_state_take(pf, vf, incr);
+    }
+
+    pos = offset;
+    for (i = 0; i < count && pos < vf->save_size; i++) {
+        uint64_t n = MIN(le32_to_cpu(sg[i].len), vf->save_size - pos);
+
+        if (pci_dma_write(PCI_DEVICE(pf), le64_to_cpu(sg[i].addr),
+                          vf->save_buf + pos, n) != MEMTX_OK) {
+            return TERN_STS_DMA_ERROR;
+        }
+        pos += n;
+        written += n;
+    }
+    c->result0 = written;
+    c->result1 = vf->save_size;
+    c->result2 = pos < vf->save_size ? TERN_XFER_MORE : 0;
+    return TERN_STS_SUCCESS;
+}
+
+static void tern_load_discard(TernVfState *vf)
+{
+    g_free(vf->load_buf);
+    vf->load_buf = NULL;
+    vf->loading = false;
+    vf->load_pos = vf->load_size = 0;
+}
+
+/* Checks that need only the header. */
+static uint16_t tern_load_check_hdr(TernVfState *vf,
+                                    const struct tern_image_hdr *h)
+{
+    uint16_t type = le16_to_cpu(h->type);
+    uint64_t nr_pages = le32_to_cpu(h->nr_pages);
+
+    if (le32_to_cpu(h->magic) != TERN_IMAGE_MAGIC) {
+        return TERN_STS_IMG_MAGIC;
+    }
+    if (le16_to_cpu(h->version) != TERN_IMAGE_VERSION) {
+        return TERN_STS_IMG_VERSION;
+    }
+    if (le64_to_cpu(h->devmem_size) != vf->devmem_size ||
+        le16_to_cpu(h->nr_queues) != TERN_VF_NR_QUEUES ||
+        le16_to_cpu(h->page_shift) != TERN_DEVMEM_PAGE_SHIFT) {
+        return TERN_STS_IMG_CONFIG;
+    }
+    if (le32_to_cpu(h->hdr_size) != TERN_IMAGE_HDR_SIZE ||
+        le32_to_cpu(h->regs_offset) != TERN_IMAGE_HDR_SIZE ||
+        le32_to_cpu(h->regs_size) != TERN_IMAGE_REGS_SIZE ||
+        nr_pages > vf->devmem_pages ||
+        le64_to_cpu(h->index_offset) !=
+            TERN_IMAGE_HDR_SIZE + TERN_IMAGE_REGS_SIZE ||
+        le64_to_cpu(h->data_offset) !=
+            TERN_IMAGE_HDR_SIZE + TERN_IMAGE_REGS_SIZE +
+            ROUND_UP(nr_pages * 4, 8) ||
+        le64_to_cpu(h->total_size) != tern_image_size(nr_pages)) {
+        return TERN_STS_IMG_SIZE;
+    }
+    if (type == TERN_IMAGE_FULL) {
+        if (le32_to_cpu(h->seq) != 0) {
+            return TERN_STS_IMG_SEQUENCE;
+        }
+    } else if (type == TERN_IMAGE_INCREMENTAL) {
+        if (!vf->loaded || le64_to_cpu(h->session) != vf->loaded_session ||
+            le32_to_cpu(h->seq) != vf->loaded_seq + 1) {
+            return TERN_STS_IMG_SEQUENCE;
+        }
+    } else {
+        return TERN_STS_IMG_CORRUPT;
+    }
+    return TERN_STS_SUCCESS;
+}
+
+static bool tern_load_check_regs(const struct tern_image_regs *r)
+{
+    unsigned n;
+
+    for (n = 0; n < TERN_VF_NR_QUEUES; n++) {
+        const struct tern_image_queue *q = &r->q[n];
+        uint32_t size = le32_to_cpu(q->size);
+        uint32_t ctrl = le32_to_cpu(q->ctrl);
+        uint32_t status = le32_to_cpu(q->status);
+
+        if (ctrl & ~(TERN_Q_CTRL_ENABLE | TERN_Q_CTRL_INT_EN) ||
+            status & ~(TERN_Q_STS_ENABLED | TERN_Q_STS_HALTED |
+                       TERN_Q_STS_ERR_MASK) ||
+            le32_to_cpu(q->msix) >= TERN_VF_MSIX_VECTORS ||
+            !(ctrl & TERN_Q_CTRL_ENABLE) != !(status & TERN_Q_STS_ENABLED)) {
+            return false;
+        }
+        if (status & TERN_Q_STS_ENABLED) {
+            if (size < TERN_Q_MIN_ENTRIES || size > TERN_Q_MAX_ENTRIES ||
+                le64_to_cpu(q->base) % TERN_Q_ALIGN ||
+                le32_to_cpu(q->head) >= size ||
+                le32_to_cpu(q->tail) >= size) {
+                return false;
+            }
+        } else if (le32_to_cpu(q->head) > TERN_Q_MAX_ENTRIES ||
+                   le32_to_cpu(q->tail) > TERN_Q_MAX_ENTRIES) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Checks of the complete image. */
+static uint16_t tern_load_check(TernVfState *vf)
+{
+    struct tern_image_hdr *h = (struct tern_image_hdr *)vf->load_buf;
+    uint32_t nr_pages = le32_to_cpu(h->nr_pages);
+    const uint32_t *index;
+    uint32_t crc = le32_to_cpu(h->crc);
+    uint32_t i;
+
+    h->crc = 0;
+    if (tern_image_crc(vf->load_buf, vf->load_size) != crc) {
+        return TERN_STS_IMG_CHECKSUM;
+    }
+    if (le16_to_cpu(h->type) == TERN_IMAGE_FULL &&
+        nr_pages != vf->devmem_pages) {
+        return TERN_STS_IMG_CORRUPT;
+    }
+    index = (const uint32_t *)(vf->load_buf + le64_to_cpu(h->index_offset));
+    for (i = 0; i < nr_pages; i++) {
+        uint32_t page = le32_to_cpu(index[i]);
+
+        if (page >= vf->devmem_pages ||
+            (i && page <= le32_to_cpu(index[i - 1]))) {
+            return TERN_STS_IMG_CORRUPT;
+        }
+    }
+    if (!tern_load_check_regs((const struct tern_image_regs *)
+                              (vf->load_buf + TERN_IMAGE_HDR_SIZE))) {
+        return TERN_STS_IMG_CORRUPT;
+    }
+    return TERN_STS_SUCCESS;
+}
+
+static void tern_load_apply(TernVfState *vf)
+{
+    const struct tern_image_hdr *h =
+        (const struct tern_image_hdr *)vf->load_buf;
+    const struct tern_image_regs *r = (const struct tern_image_regs *)
+        (vf->load_buf + TERN_IMAGE_HDR_SIZE);
+    const uint32_t *index =
+        (const uint32_t *)(vf->load_buf + le64_to_cpu(h->index_offset));
+    const uint8_t *data = vf->load_buf + le64_to_cpu(h->data_offset);
+    uint32_t nr_pages = le32_to_cpu(h->nr_pages);
+    uint32_t i;
+    unsigned n;
+
+    for (n = 0; n < TERN_VF_NR_QUEUES; n++) {
+        TernQueue *q = &vf->q[n];
+
+        q->base = le64_to_cpu(r->q[n].base);
+        q->size = le32_to_cpu(r->q[n].size);
+        q->ctrl = le32_to_cpu(r->q[n].ctrl);
+        q->head = le32_to_cpu(r->q[n].head);
+        q->tail = le32_to_cpu(r->q[n].tail);
+        q->msix = le32_to_cpu(r->q[n].msix);
+        q->status = le32_to_cpu(r->q[n].status);
+        q->cnt_desc = le64_to_cpu(r->q[n].cnt_desc);
+        q->cnt_err = le64_to_cpu(r->q[n].cnt_err);
+        q->cnt_bytes = le64_to_cpu(r->q[n].cnt_bytes);
+    }
+    vf->cnt_desc = le64_to_cpu(r->cnt_desc);
+    vf->cnt_bytes = le64_to_cpu(r->cnt_bytes);
+    for (i = 0; i < nr_pages; i++) {
+        memcpy(vf->devmem_ptr +
+               (uint64_t)le32_to_cpu(index[i]) * TERN_DEVMEM_PAGE_SIZE,
+               data + (uint64_t)i * TERN_DEVMEM_PAGE_SIZE,
+               TERN_DEVMEM_PAGE_SIZE);
+    }
+    vf->loaded = true;
+    vf->loaded_session = le64_to_cpu(h->session);
+    vf->loaded_seq = le32_to_cpu(h->seq);
+
+    /* A loaded VF has no save base; its next image must be FULL. */
+    g_free(vf->save_buf);
+    vf->save_buf = NULL;
+    vf->save_size = 0;
+    vf->has_base = false;
+    tern_vf_sync_dirty(vf);
+    bitmap_zero(vf->devmem_dirty, vf->devmem_pages);
+}
+
+uint16_t tern_state_load(TernPfState *pf, TernVfState *vf,
+                         const struct tern_aq_cmd *cmd, TernCmd *c)
+{
+    uint64_t offset = le64_to_cpu(cmd->xfer.offset);
+    bool start = cmd->flags & TERN_LOAD_F_START;
+    g_autofree struct tern_sg *sg = NULL;
+    uint64_t consumed = 0;
+    uint32_t count, i;
+    uint16_t sts;
+
+    if (cmd->flags & ~TERN_LOAD_F_START) {
+        return TERN_STS_INVALID_FIELD;
+    }
+    if (vf->mig_state != TERN_VF_STATE_FROZEN) {
+        return TERN_STS_INVALID_STATE;
+    }
+    if (start) {
+        if (offset) {
+            return TERN_STS_INVALID_OFFSET;
+        }
+    } else {
+        if (!vf->loading) {
+            return TERN_STS_INVALID_STATE;
+        }
+        if (offset != vf->load_pos) {
+            return TERN_STS_INVALID_OFFSET;
+        }
+    }
+    sts = tern_read_sg(pf, cmd, &sg, &count);
+    if (sts) {
+        return sts;
+    }
+    if (start) {
+        tern_load_discard(vf);
+        vf->load_buf = g_malloc0(TERN_IMAGE_HDR_SIZE);
+        vf->loading = true;
+    }
+
+    for (i = 0; i < count; i++) {
+        uint64_t addr = le64_to_cpu(sg[i].addr);
+        uint64_t len = le32_to_cpu(sg[i].len);
+
+        while (len) {
+            uint64_t end = vf->load_size ? vf->load_size : TERN_IMAGE_HDR_SIZE;
+            uint64_t n = MIN(len, end - vf->load_pos);
+
+            if (n == 0) {
+                break;
+            }
+            if (pci_dma_read(PCI_DEVICE(pf), addr,
+                             vf->load_buf + vf->load_pos, n) != MEMTX_OK) {
+                tern_load_discard(vf);
+                return TERN_STS_DMA_ERROR;
+            }
+            vf->load_pos += n;
+            consumed += n;
+            addr += n;
+            len -= n;
+            if (!vf->load_size && vf->load_pos == TERN_IMAGE_HDR_SIZE) {
+                const struct tern_image_hdr *h = (void *)vf->load_buf;
+
+                sts = tern_load_check_hdr(vf, h);
+                if (sts) {
+                    tern_load_discard(vf);
+                    return sts;
+                }
+                vf->load_size = le64_to_cpu(h->total_size);
+                vf->load_buf = g_realloc(vf->load_buf, vf->load_size);
+            }
+        }
+    }
+
+    c->result0 = consumed;
+    c->result1 = vf->load_size;
+    if (vf->load_size && vf->load_pos == vf->load_size) {
+        sts = tern_load_check(vf);
+        if (sts) {
+            tern_load_discard(vf);
+            return sts;
+        }
+        tern_load_apply(vf);
+        tern_load_discard(vf);
+        c->result2 = TERN_LOAD_APPLIED;
+    } else {
+        c->result2 = TERN_XFER_MORE;
+    }
+    return TERN_STS_SUCCESS;
+}
