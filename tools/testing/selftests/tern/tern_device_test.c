@@ -83,6 +83,8 @@ FIXTURE_SETUP(dev)
 		ASSERT_EQ(0, system("modprobe vfio-pci enable_sriov=1"));
 	ASSERT_EQ(0, write_str("/sys/module/vfio_pci/parameters/enable_sriov",
 			       "Y"));
+	/* Whatever driver had the PF, start from a PF without VFs. */
+	pci_sysfs_write(self->pf_bdf, "sriov_numvfs", "0");
 	ASSERT_EQ(0, pci_bind(self->pf_bdf, "vfio-pci"));
 	pci_sysfs_write(self->pf_bdf, "sriov_numvfs", "0");
 
