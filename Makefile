@@ -39,7 +39,8 @@ modules: kernel
 	scripts/build-modules
 
 selftests: kernel
-	$(MAKE) -C tools/testing/selftests/tern OUTPUT=$(CURDIR)/$(B)/selftests
+	$(MAKE) -C tools/testing/selftests/tern install \
+		OUTPUT=$(CURDIR)/$(B)/selftests-obj INSTALL_PATH=$(CURDIR)/$(B)/selftests
 
 check-static: setup
 	scripts/check-static

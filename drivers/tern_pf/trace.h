@@ -34,18 +34,6 @@ TRACE_EVENT(tern_pf_cmd,
 		      __entry->vf, __entry->tag, __entry->status,
 		      __entry->err, __entry->latency_us)
 );
-		__entry->opcode = opcode;
-		__entry->vf = vf;
-		__entry->tag = tag;
-		__entry->status = status;
-		__entry->err = err;
-		__entry->latency_us = latency_us;
-	),
-	TP_printk("%s op=%s vf=%u tag=0x%04x status=0x%02x err=%d latency=%lldus",
-		  __get_str(dev), tern_op_name(__entry->opcode), __entry->vf,
-		  __entry->tag, __entry->status, __entry->err,
-		  __entry->latency_us)
-);
 
 #endif /* TERN_PF_TRACE_H */
 

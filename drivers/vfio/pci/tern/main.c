@@ -1,32 +1,154 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * vfio-pci variant driver for tern virtual functions.
+ * vfio-pci variant driver for tern virtual functions, with VFIO live
+ * migration (STOP_COPY, P2P, PRE_COPY) and device DMA dirty tracking.
+ *
+ * The VF's migration functions live in its PF: this driver reaches them
+ * through the handle tern_pf gives for this VF only (<linux/tern_pf.h>),
+ * held while the VFIO device is open.
  */
 
 #include <linux/module.h>
 #include <linux/pci.h>
-#include <linux/vfio_pci_core.h>
-#include <tern/tern_hw.h>
+
+#include "tern_vfio.h"
+#define CREATE_TRACE_POINTS
+#include "trace.h"
+
+static bool migration = true;
+module_param(migration, bool, 0444);
+MODULE_PARM_DESC(migration, "offer VFIO migration (default on; off: plain vfio-pci)");
+
+static bool precopy = true;
+module_param(precopy, bool, 0444);
+MODULE_PARM_DESC(precopy, "offer PRE_COPY (default on)");
+
+static void tern_vfio_pf_event(void *priv, enum tern_vf_event event)
+{
+	struct tern_vfio_dev *tvdev = priv;
+
+	/* Acted on under state_mutex by tern_state_lock(). */
+	spin_lock(&tvdev->reset_lock);
+	tvdev->pf_event = true;
+	spin_unlock(&tvdev->reset_lock);
+}
+
+/* Read the VF's limits once, through a handle held just for that. */
+static int tern_vfio_identify(struct tern_vfio_dev *tvdev)
+{
+	struct tern_vf *vf;
+	int ret;
+
+	vf = tern_vf_get(tvdev->core.pdev, tern_vfio_pf_event, tvdev);
+	if (IS_ERR(vf))
+		return PTR_ERR(vf);
+	ret = tern_vf_identify(vf, &tvdev->info);
+	tern_vf_put(vf);
+	if (!ret && (tvdev->info.nr_queues != TERN_VF_NR_QUEUES ||
+		     tvdev->info.image_version != TERN_IMAGE_VERSION))
+		ret = -EPROTONOSUPPORT;
+	return ret;
+}
+
+static int tern_vfio_init_dev(struct vfio_device *vdev)
+{
+	struct tern_vfio_dev *tvdev = to_tvdev(vdev);
+	int ret;
+
+	mutex_init(&tvdev->state_mutex);
+	spin_lock_init(&tvdev->reset_lock);
+	ret = vfio_pci_core_init_dev(vdev);
+	if (ret)
+		return ret;
+	if (!migration)
+		return 0;
+
+	ret = tern_vfio_identify(tvdev);
+	if (ret) {
+		pci_warn(tvdev->core.pdev, "migration unavailable: the PF did not identify the VF (%d)\n",
+			 ret);
+		return 0;
+	}
+	vdev->migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P;
+	if (precopy) {
+		vdev->migration_flags |= VFIO_MIGRATION_PRE_COPY;
+		tvdev->precopy = true;
+	}
+	vdev->mig_ops = &tern_mig_ops;
+#if IS_ENABLED(CONFIG_IOMMUFD_DRIVER)
+	vdev->log_ops = &tern_log_ops;
+#endif
+	return 0;
+}
+
+static void tern_vfio_release_dev(struct vfio_device *vdev)
+{
+	struct tern_vfio_dev *tvdev = to_tvdev(vdev);
+
+	mutex_destroy(&tvdev->state_mutex);
+	vfio_pci_core_release_dev(vdev);
+}
 
 static int tern_vfio_open_device(struct vfio_device *vdev)
 {
-	struct vfio_pci_core_device *core =
-		container_of(vdev, struct vfio_pci_core_device, vdev);
+	struct tern_vfio_dev *tvdev = to_tvdev(vdev);
+	struct tern_vf *vf = NULL;
 	int ret;
 
-	ret = vfio_pci_core_enable(core);
+	ret = vfio_pci_core_enable(&tvdev->core);
 	if (ret)
 		return ret;
-	vfio_pci_core_finish_enable(core);
+	if (vdev->mig_ops) {
+		vf = tern_vf_get(tvdev->core.pdev, tern_vfio_pf_event, tvdev);
+		if (IS_ERR(vf)) {
+			vfio_pci_core_disable(&tvdev->core);
+			return PTR_ERR(vf);
+		}
+	}
+
+	/* Every session starts afresh. */
+	mutex_lock(&tvdev->state_mutex);
+	tvdev->vf = vf;
+	tvdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	tvdev->tracking = false;
+	spin_lock(&tvdev->reset_lock);
+	tvdev->deferred_reset = false;
+	tvdev->pf_event = false;
+	spin_unlock(&tvdev->reset_lock);
+	mutex_unlock(&tvdev->state_mutex);
+
+	vfio_pci_core_finish_enable(&tvdev->core);
 	return 0;
+}
+
+static void tern_vfio_close_device(struct vfio_device *vdev)
+{
+	struct tern_vfio_dev *tvdev = to_tvdev(vdev);
+
+	if (tvdev->vf) {
+		tern_state_lock(tvdev);
+		tern_mig_release_files(tvdev);
+		if (tvdev->tracking)
+			tern_vf_dirty_stop(tvdev->vf);
+		tvdev->tracking = false;
+		/* Leave the VF running for its next user. */
+		if (tvdev->mig_state != VFIO_DEVICE_STATE_RUNNING &&
+		    tvdev->mig_state != VFIO_DEVICE_STATE_ERROR)
+			tern_vf_resume(tvdev->vf);
+		tvdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
+		tern_vf_put(tvdev->vf);
+		tvdev->vf = NULL;
+		tern_state_unlock(tvdev);
+	}
+	vfio_pci_core_close_device(vdev);
 }
 
 static const struct vfio_device_ops tern_vfio_ops = {
 	.name		= "tern-vfio-pci",
-	.init		= vfio_pci_core_init_dev,
-	.release	= vfio_pci_core_release_dev,
+	.init		= tern_vfio_init_dev,
+	.release	= tern_vfio_release_dev,
 	.open_device	= tern_vfio_open_device,
-	.close_device	= vfio_pci_core_close_device,
+	.close_device	= tern_vfio_close_device,
 	.ioctl		= vfio_pci_core_ioctl,
 	.device_feature	= vfio_pci_core_ioctl_feature,
 	.read		= vfio_pci_core_read,
@@ -40,20 +162,38 @@ static const struct vfio_device_ops tern_vfio_ops = {
 	.detach_ioas	= vfio_iommufd_physical_detach_ioas,
 };
 
+static ssize_t migration_compat_show(struct device *dev,
+				     struct device_attribute *attr, char *buf)
+{
+	struct vfio_pci_core_device *core = dev_get_drvdata(dev);
+	struct tern_vfio_dev *tvdev = to_tvdev(&core->vdev);
+
+	if (!core->vdev.mig_ops)
+		return -EOPNOTSUPP;
+	return tern_compat_string(tvdev, buf, PAGE_SIZE);
+}
+static DEVICE_ATTR_RO(migration_compat);
+
+static struct attribute *tern_vfio_attrs[] = {
+	&dev_attr_migration_compat.attr,
+	NULL
+};
+ATTRIBUTE_GROUPS(tern_vfio);
+
 static int tern_vfio_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
-	struct vfio_pci_core_device *core;
+	struct tern_vfio_dev *tvdev;
 	int ret;
 
-	core = vfio_alloc_device(vfio_pci_core_device, vdev, &pdev->dev,
-				 &tern_vfio_ops);
-	if (IS_ERR(core))
-		return PTR_ERR(core);
+	tvdev = vfio_alloc_device(tern_vfio_dev, core.vdev, &pdev->dev,
+				  &tern_vfio_ops);
+	if (IS_ERR(tvdev))
+		return PTR_ERR(tvdev);
 
-	dev_set_drvdata(&pdev->dev, core);
-	ret = vfio_pci_core_register_device(core);
+	dev_set_drvdata(&pdev->dev, &tvdev->core);
+	ret = vfio_pci_core_register_device(&tvdev->core);
 	if (ret)
-		vfio_put_device(&core->vdev);
+		vfio_put_device(&tvdev->core.vdev);
 	return ret;
 }
 
@@ -65,6 +205,25 @@ static void tern_vfio_remove(struct pci_dev *pdev)
 	vfio_put_device(&core->vdev);
 }
 
+/* After any reset of the VF: back to RUNNING, open data files dead. */
+static void tern_vfio_reset_done(struct pci_dev *pdev)
+{
+	struct vfio_pci_core_device *core = dev_get_drvdata(&pdev->dev);
+	struct tern_vfio_dev *tvdev = to_tvdev(&core->vdev);
+
+	if (!core->vdev.mig_ops)
+		return;
+	spin_lock(&tvdev->reset_lock);
+	tvdev->deferred_reset = true;
+	/* The holder of state_mutex will do it when it lets go. */
+	if (!mutex_trylock(&tvdev->state_mutex)) {
+		spin_unlock(&tvdev->reset_lock);
+		return;
+	}
+	spin_unlock(&tvdev->reset_lock);
+	tern_state_unlock(tvdev);
+}
+
 static const struct pci_device_id tern_vfio_ids[] = {
 	{ PCI_DRIVER_OVERRIDE_DEVICE_VFIO(TERN_PCI_VENDOR_ID,
 					  TERN_PCI_DEVICE_ID_VF) },
@@ -73,6 +232,7 @@ static const struct pci_device_id tern_vfio_ids[] = {
 MODULE_DEVICE_TABLE(pci, tern_vfio_ids);
 
 static const struct pci_error_handlers tern_vfio_err_handlers = {
+	.reset_done = tern_vfio_reset_done,
 	.error_detected = vfio_pci_core_aer_err_detected,
 };
 
@@ -82,10 +242,11 @@ static struct pci_driver tern_vfio_driver = {
 	.probe = tern_vfio_probe,
 	.remove = tern_vfio_remove,
 	.err_handler = &tern_vfio_err_handlers,
+	.dev_groups = tern_vfio_groups,
 	.driver_managed_dma = true,
 };
 module_pci_driver(tern_vfio_driver);
 
 MODULE_IMPORT_NS(IOMMUFD);
-MODULE_DESCRIPTION("vfio-pci variant driver for tern VFs");
+MODULE_DESCRIPTION("vfio-pci variant driver for tern VFs, with live migration");
 MODULE_LICENSE("GPL");

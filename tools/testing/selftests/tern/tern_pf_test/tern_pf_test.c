@@ -2,11 +2,11 @@
 /*
  * Test client of the tern PF driver's VF API (<linux/tern_pf.h>).
  *
- * Reading /sys/kernel/debug/tern_pf_test/run runs every test against the
- * first tern PF and its enabled VFs and returns TAP.  Fault injection
- * tests need the PF's debug BAR (x-debug=on) and a short
- * tern_pf.aq_timeout_ms; the last test unbinds the PF.  tern_pf.sh drives
- * this and checks the PF driver's debugfs counters.
+ * Reading /sys/kernel/debug/tern_pf_test/run runs the tests against the
+ * tern PF and its enabled VFs and returns TAP; reading .../unbind runs the
+ * one that unbinds the PF under a held handle.  Fault injection tests
+ * need the PF's debug BAR (x-debug=on) and tern_pf.aq_timeout_ms=1000.
+ * tern_pf.sh drives this and checks the PF driver's debugfs counters.
  */
 
 #include <linux/debugfs.h>
@@ -430,27 +430,45 @@ static void test_pf_unbind(struct ctx *c)
 	tern_vf_put(h.vf);
 }
 
-static int run_show(struct seq_file *m, void *unused)
+/* Find the VFs and their PF; false if there are none. */
+static bool ctx_init(struct ctx *c, struct seq_file *m)
 {
 	struct pci_dev *pdev = NULL;
-	struct ctx c = { .m = m };
-	unsigned int i;
 
+	memset(c, 0, sizeof(*c));
+	c->m = m;
 	while ((pdev = pci_get_device(TERN_PCI_VENDOR_ID, TERN_PCI_DEVICE_ID_VF,
 				      pdev))) {
-		if (c.nr_vfs == TEST_MAX_VFS)
-			continue;
-		c.vfs[c.nr_vfs++] = pci_dev_get(pdev);
+		if (c->nr_vfs < TEST_MAX_VFS)
+			c->vfs[c->nr_vfs++] = pci_dev_get(pdev);
 	}
-	if (!c.nr_vfs) {
+	if (!c->nr_vfs) {
 		seq_puts(m, "1..0 # SKIP no tern VF\n");
-		return 0;
+		return false;
 	}
-	c.pf = pci_dev_get(pci_physfn(c.vfs[0]));
+	c->pf = pci_dev_get(pci_physfn(c->vfs[0]));
+	seq_puts(m, "TAP version 13\n");
+	return true;
+}
+
+static void ctx_fini(struct ctx *c)
+{
+	unsigned int i;
+
+	seq_printf(c->m, "1..%u\n", c->n);
+	for (i = 0; i < c->nr_vfs; i++)
+		pci_dev_put(c->vfs[i]);
+	pci_dev_put(c->pf);
+}
+
+static int run_show(struct seq_file *m, void *unused)
+{
+	struct ctx c;
+
+	if (!ctx_init(&c, m))
+		return 0;
 	if (pci_resource_len(c.pf, TERN_PF_BAR_DEBUG))
 		c.dbg = pci_iomap(c.pf, TERN_PF_BAR_DEBUG, 0);
-
-	seq_puts(m, "TAP version 13\n");
 	test_handles(&c);
 	test_identify(&c);
 	test_suspend(&c);
@@ -460,24 +478,43 @@ static int run_show(struct seq_file *m, void *unused)
 	test_faults(&c);
 	if (c.dbg)
 		pci_iounmap(c.pf, c.dbg);
-	test_pf_unbind(&c);
-	seq_printf(m, "1..%u\n", c.n);
-
-	for (i = 0; i < c.nr_vfs; i++)
-		pci_dev_put(c.vfs[i]);
-	pci_dev_put(c.pf);
+	ctx_fini(&c);
 	return 0;
 }
 
+static int unbind_show(struct seq_file *m, void *unused)
+{
+	struct ctx c;
+
+	if (!ctx_init(&c, m))
+		return 0;
+	test_pf_unbind(&c);
+	ctx_fini(&c);
+	return 0;
+}
+
+/* Room for all the output: a seq_file overflow would run the tests twice. */
 static int run_open(struct inode *inode, struct file *file)
 {
-	/* Room for all the output: a seq_file overflow would run it twice. */
 	return single_open_size(file, run_show, NULL, SZ_64K);
+}
+
+static int unbind_open(struct inode *inode, struct file *file)
+{
+	return single_open_size(file, unbind_show, NULL, SZ_64K);
 }
 
 static const struct file_operations run_fops = {
 	.owner = THIS_MODULE,
 	.open = run_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = single_release,
+};
+
+static const struct file_operations unbind_fops = {
+	.owner = THIS_MODULE,
+	.open = unbind_open,
 	.read = seq_read,
 	.llseek = seq_lseek,
 	.release = single_release,
@@ -489,6 +526,8 @@ static int __init tern_pf_test_init(void)
 {
 	tern_pf_test_dir = debugfs_create_dir("tern_pf_test", NULL);
 	debugfs_create_file("run", 0400, tern_pf_test_dir, NULL, &run_fops);
+	debugfs_create_file("unbind", 0400, tern_pf_test_dir, NULL,
+			    &unbind_fops);
 	return 0;
 }
 

@@ -1,0 +1,1033 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tern_vfio_pci: the VFIO migration state machine and its data files.
+ *
+ * The source streams the VF's state chunk by chunk: each read() that
+ * finds nothing buffered asks the PF for the next TERN_CHUNK_SIZE bytes
+ * of the device image, so a file never holds more than one chunk whatever
+ * the size of the VF's device memory.  The destination validates each
+ * record as it arrives and hands its payload to the device, which stages
+ * an image and applies it only when it is complete and valid.
+ * Documentation/tern/migration-stream.rst describes the stream.
+ */
+
+#include <linux/anon_inodes.h>
+#include <linux/crc32c.h>
+#include <linux/file.h>
+#include <linux/highmem.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/utsname.h>
+
+#include "tern_vfio.h"
+#include "trace.h"
+
+/* read() found the end of the stream. */
+#define TERN_EOF	1
+
+static struct device *mig_dev(struct tern_mig_file *migf)
+{
+	return &migf->tvdev->core.pdev->dev;
+}
+
+static void tern_buf_free(struct tern_buf *b)
+{
+	unsigned int i;
+
+	if (b->sgt.sgl)
+		sg_free_table(&b->sgt);
+	for (i = 0; i < b->nr_pages; i++)
+		__free_page(b->pages[i]);
+	kfree(b->pages);
+	b->pages = NULL;
+	b->nr_pages = 0;
+}
+
+static int tern_buf_alloc(struct tern_buf *b, unsigned int nr_pages)
+{
+	unsigned int i;
+	int ret;
+
+	b->pages = kcalloc(nr_pages, sizeof(*b->pages), GFP_KERNEL_ACCOUNT);
+	if (!b->pages)
+		return -ENOMEM;
+	for (i = 0; i < nr_pages; i++) {
+		b->pages[i] = alloc_page(GFP_KERNEL_ACCOUNT);
+		if (!b->pages[i]) {
+			ret = -ENOMEM;
+			goto err;
+		}
+		b->nr_pages++;
+	}
+	ret = sg_alloc_table_from_pages(&b->sgt, b->pages, nr_pages, 0,
+					(size_t)nr_pages << PAGE_SHIFT,
+					GFP_KERNEL_ACCOUNT);
+	if (!ret)
+		return 0;
+err:
+	tern_buf_free(b);
+	return ret;
+}
+
+/* CRC-32C of @len bytes of @b, continuing @crc. */
+static u32 tern_buf_crc(struct tern_buf *b, u32 crc, u32 off, u32 len)
+{
+	while (len) {
+		u32 in_page = offset_in_page(off);
+		u32 n = min_t(u32, len, PAGE_SIZE - in_page);
+		void *p = kmap_local_page(b->pages[off >> PAGE_SHIFT]);
+
+		crc = crc32c(crc, p + in_page, n);
+		kunmap_local(p);
+		off += n;
+		len -= n;
+	}
+	return crc;
+}
+
+static int tern_buf_to_user(struct tern_buf *b, char __user *ubuf, u32 off,
+			    u32 len)
+{
+	while (len) {
+		u32 in_page = offset_in_page(off);
+		u32 n = min_t(u32, len, PAGE_SIZE - in_page);
+		void *p = kmap_local_page(b->pages[off >> PAGE_SHIFT]);
+		unsigned long left = copy_to_user(ubuf, p + in_page, n);
+
+		kunmap_local(p);
+		if (left)
+			return -EFAULT;
+		ubuf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int tern_buf_from_user(struct tern_buf *b, const char __user *ubuf,
+			      u32 off, u32 len)
+{
+	while (len) {
+		u32 in_page = offset_in_page(off);
+		u32 n = min_t(u32, len, PAGE_SIZE - in_page);
+		void *p = kmap_local_page(b->pages[off >> PAGE_SHIFT]);
+		unsigned long left = copy_from_user(p + in_page, ubuf, n);
+
+		kunmap_local(p);
+		if (left)
+			return -EFAULT;
+		ubuf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static void mig_file_disable(struct tern_mig_file *migf)
+{
+	mutex_lock(&migf->lock);
+	migf->disabled = true;
+	mutex_unlock(&migf->lock);
+}
+
+static int mig_file_release(struct inode *inode, struct file *filp)
+{
+	struct tern_mig_file *migf = filp->private_data;
+
+	tern_buf_free(&migf->buf);
+	mutex_destroy(&migf->lock);
+	kfree(migf);
+	return 0;
+}
+
+static struct tern_mig_file *
+mig_file_new(struct tern_vfio_dev *tvdev, const struct file_operations *fops,
+	     int flags, unsigned int nr_pages)
+{
+	struct tern_mig_file *migf;
+	int ret;
+
+	migf = kzalloc(sizeof(*migf), GFP_KERNEL_ACCOUNT);
+	if (!migf)
+		return ERR_PTR(-ENOMEM);
+	mutex_init(&migf->lock);
+	migf->tvdev = tvdev;
+
+	ret = tern_buf_alloc(&migf->buf, nr_pages);
+	if (ret)
+		goto err_free;
+	migf->filp = anon_inode_getfile("tern_vfio_mig", fops, migf, flags);
+	if (IS_ERR(migf->filp)) {
+		ret = PTR_ERR(migf->filp);
+		goto err_buf;
+	}
+	stream_open(migf->filp->f_inode, migf->filp);
+	return migf;
+
+err_buf:
+	tern_buf_free(&migf->buf);
+err_free:
+	mutex_destroy(&migf->lock);
+	kfree(migf);
+	return ERR_PTR(ret);
+}
+
+/* Drop the device's reference; the user's fd may keep the file open. */
+static void mig_file_put(struct tern_mig_file *migf)
+{
+	mig_file_disable(migf);
+	fput(migf->filp);
+}
+
+void tern_mig_release_files(struct tern_vfio_dev *tvdev)
+{
+	if (tvdev->saving) {
+		mig_file_put(tvdev->saving);
+		tvdev->saving = NULL;
+	}
+	if (tvdev->resuming) {
+		mig_file_put(tvdev->resuming);
+		tvdev->resuming = NULL;
+	}
+}
+
+/* ------------------------------------------------------------------
+ * Saving
+ */
+
+static void save_queue(struct tern_mig_file *migf, const void *data, u32 len)
+{
+	if (WARN_ON(migf->queue_len + len > sizeof(migf->queue)))
+		return;
+	memcpy(migf->queue + migf->queue_len, data, len);
+	migf->queue_len += len;
+}
+
+static void save_queue_rec(struct tern_mig_file *migf, u16 type, u16 flags,
+			   u64 offset, u32 len, u32 crc)
+{
+	struct tern_stream_rec rec = {
+		.type = cpu_to_le16(type),
+		.flags = cpu_to_le16(flags),
+		.length = cpu_to_le32(len),
+		.offset = cpu_to_le64(offset),
+		.seq = cpu_to_le32(migf->seq++),
+		.crc = cpu_to_le32(crc),
+	};
+
+	save_queue(migf, &rec, sizeof(rec));
+}
+
+/* The stream header and a SOURCE record naming the source. */
+static void save_queue_start(struct tern_mig_file *migf)
+{
+	struct tern_stream_hdr hdr;
+	char src[64] = {};
+	u32 len;
+
+	tern_stream_make_hdr(migf->tvdev, &hdr);
+	save_queue(migf, &hdr, sizeof(hdr));
+	len = snprintf(src, sizeof(src), "tern_vfio_pci on Linux %s",
+		       init_utsname()->release);
+	len = min_t(u32, len + 1, sizeof(src));
+	save_queue_rec(migf, TERN_REC_SOURCE, 0, 0, len,
+		       ~crc32c(~0, src, len));
+	save_queue(migf, src, len);
+}
+
+/* Read the next chunk of the open image, or take a new image. */
+static int save_next_chunk(struct tern_mig_file *migf)
+{
+	struct tern_vfio_dev *tvdev = migf->tvdev;
+	enum tern_vf_save_mode mode = TERN_VF_SAVE_CONTINUE;
+	struct tern_vf_xfer x;
+	u64 off = migf->image_off;
+	int ret;
+
+	if (!migf->image_open) {
+		mode = migf->nr_images ? TERN_VF_SAVE_INCREMENTAL :
+					 TERN_VF_SAVE_FULL;
+		off = 0;
+	}
+	ret = tern_vf_save(tvdev->vf, mode, off, &migf->buf.sgt,
+			   TERN_CHUNK_SIZE, &x);
+	if (ret)
+		return ret;
+	if (!x.bytes || x.image_size < off + x.bytes) {
+		dev_err(mig_dev(migf), "device returned %u bytes at %llu of a %llu-byte image\n",
+			x.bytes, off, x.image_size);
+		return -EIO;
+	}
+	if (!migf->image_open) {
+		migf->image_open = true;
+		migf->image_size = x.image_size;
+		migf->nr_images++;
+		migf->image_bytes += x.image_size;
+		migf->committed += tern_image_stream_bytes(x.image_size);
+	}
+	save_queue_rec(migf, TERN_REC_IMAGE, off ? 0 : TERN_REC_F_FIRST, off,
+		       x.bytes, ~tern_buf_crc(&migf->buf, ~0, 0, x.bytes));
+	migf->payload_len = x.bytes;
+	migf->payload_off = 0;
+	migf->image_off = off + x.bytes;
+	if (!x.more)
+		migf->image_open = false;
+	return 0;
+}
+
+static void save_queue_end(struct tern_mig_file *migf)
+{
+	struct tern_stream_end end = {
+		.nr_records = cpu_to_le32(migf->seq),
+		.nr_images = cpu_to_le32(migf->nr_images),
+		.image_bytes = cpu_to_le64(migf->image_bytes),
+	};
+
+	save_queue_rec(migf, TERN_REC_END, 0, 0, sizeof(end),
+		       ~crc32c(~0, &end, sizeof(end)));
+	save_queue(migf, &end, sizeof(end));
+	migf->committed += TERN_STREAM_REC_SIZE + sizeof(end);
+	migf->end_queued = true;
+}
+
+/* Incremental image bytes the device has pending; 0 if nothing changed. */
+static int save_pending(struct tern_mig_file *migf, u64 *bytes)
+{
+	u64 full, incr;
+	int ret;
+
+	*bytes = 0;
+	ret = tern_vf_query_size(migf->tvdev->vf, &full, &incr);
+	if (ret)
+		return ret;
+	/* An increment without device memory pages only has registers. */
+	if (incr > TERN_IMAGE_HDR_SIZE + TERN_IMAGE_REGS_SIZE)
+		*bytes = incr;
+	return 0;
+}
+
+/*
+ * Buffer the next piece of the stream.  Returns 0, TERN_EOF at the end,
+ * -ENOMSG when a pre-copy stream has nothing more for now.
+ */
+static int save_produce(struct tern_mig_file *migf)
+{
+	u64 pending;
+	int ret;
+
+	migf->queue_len = 0;
+	migf->queue_off = 0;
+	migf->payload_len = 0;
+	migf->payload_off = 0;
+
+	if (migf->image_open)
+		return save_next_chunk(migf);
+	if (migf->end_queued)
+		return TERN_EOF;
+	if (migf->final) {
+		if (!migf->final_taken) {
+			migf->final_taken = true;
+			return save_next_chunk(migf);
+		}
+		save_queue_end(migf);
+		return 0;
+	}
+	ret = save_pending(migf, &pending);
+	if (ret)
+		return ret;
+	return pending ? save_next_chunk(migf) : -ENOMSG;
+}
+
+/* Copy buffered stream bytes out; returns bytes copied or -EFAULT. */
+static ssize_t save_copy_out(struct tern_mig_file *migf, char __user *ubuf,
+			     size_t len)
+{
+	size_t done = 0;
+	u32 n;
+
+	n = min_t(size_t, len, migf->queue_len - migf->queue_off);
+	if (n) {
+		if (copy_to_user(ubuf, migf->queue + migf->queue_off, n))
+			return -EFAULT;
+		migf->queue_off += n;
+		done += n;
+		len -= n;
+	}
+	n = min_t(size_t, len, migf->payload_len - migf->payload_off);
+	if (n) {
+		if (tern_buf_to_user(&migf->buf, ubuf + done,
+				     migf->payload_off, n))
+			return done ? done : -EFAULT;
+		migf->payload_off += n;
+		done += n;
+	}
+	return done;
+}
+
+static ssize_t save_read(struct file *filp, char __user *ubuf, size_t len,
+			 loff_t *pos)
+{
+	struct tern_mig_file *migf = filp->private_data;
+	ssize_t done = 0, n;
+	int ret = 0;
+
+	if (pos)
+		return -ESPIPE;
+
+	mutex_lock(&migf->lock);
+	if (migf->disabled) {
+		ret = -ENODEV;
+		goto out;
+	}
+	if (migf->error) {
+		ret = migf->error;
+		goto out;
+	}
+	while (len) {
+		n = save_copy_out(migf, ubuf + done, len);
+		if (n < 0) {
+			ret = n;
+			break;
+		}
+		if (n) {
+			done += n;
+			len -= n;
+			continue;
+		}
+		ret = save_produce(migf);
+		if (ret)
+			break;
+	}
+	migf->pos += done;
+	if (ret == TERN_EOF || (ret == -ENOMSG && done))
+		ret = 0;
+	if (ret && ret != -ENOMSG && ret != -EFAULT) {
+		dev_err(mig_dev(migf), "saving failed at stream byte %llu: %d\n",
+			migf->pos, ret);
+		migf->error = ret;
+	}
+out:
+	mutex_unlock(&migf->lock);
+	return done ? done : ret;
+}
+
+static long save_precopy_info(struct tern_mig_file *migf,
+			      struct vfio_precopy_info *info)
+{
+	u64 outstanding, pending = 0;
+	int ret;
+
+	if (migf->disabled)
+		return -ENODEV;
+	if (migf->error)
+		return migf->error;
+
+	outstanding = migf->committed - migf->pos;
+	info->initial_bytes = migf->initial_bytes > migf->pos ?
+			      migf->initial_bytes - migf->pos : 0;
+	if (!migf->image_open && !migf->final) {
+		ret = save_pending(migf, &pending);
+		if (ret)
+			return ret;
+		if (pending)
+			pending = tern_image_stream_bytes(pending);
+	}
+	info->dirty_bytes = outstanding - info->initial_bytes + pending;
+	return 0;
+}
+
+static long save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+	const size_t minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
+	struct tern_mig_file *migf = filp->private_data;
+	struct tern_vfio_dev *tvdev = migf->tvdev;
+	struct vfio_precopy_info info;
+	long ret;
+
+	if (cmd != VFIO_MIG_GET_PRECOPY_INFO)
+		return -ENOTTY;
+	if (copy_from_user(&info, (void __user *)arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz)
+		return -EINVAL;
+
+	tern_state_lock(tvdev);
+	if (tvdev->mig_state != VFIO_DEVICE_STATE_PRE_COPY &&
+	    tvdev->mig_state != VFIO_DEVICE_STATE_PRE_COPY_P2P) {
+		ret = -EINVAL;
+		goto out;
+	}
+	mutex_lock(&migf->lock);
+	ret = save_precopy_info(migf, &info);
+	mutex_unlock(&migf->lock);
+out:
+	tern_state_unlock(tvdev);
+	if (ret)
+		return ret;
+	info.flags = 0;
+	return copy_to_user((void __user *)arg, &info, minsz) ? -EFAULT : 0;
+}
+
+static const struct file_operations tern_save_fops = {
+	.owner = THIS_MODULE,
+	.read = save_read,
+	.unlocked_ioctl = save_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.release = mig_file_release,
+};
+
+/*
+ * A saving file.  In pre-copy the full image is taken now, while the VF
+ * runs, and increments follow; otherwise the VF is frozen and the full
+ * image is the last.
+ */
+static struct tern_mig_file *save_file_new(struct tern_vfio_dev *tvdev,
+					   bool precopy)
+{
+	struct tern_mig_file *migf;
+	int ret;
+
+	migf = mig_file_new(tvdev, &tern_save_fops, O_RDONLY, TERN_CHUNK_PAGES);
+	if (IS_ERR(migf))
+		return migf;
+
+	mutex_lock(&migf->lock);
+	migf->precopy = precopy;
+	migf->final = !precopy;
+	migf->final_taken = !precopy;
+	save_queue_start(migf);
+	migf->committed = migf->queue_len;
+	ret = save_next_chunk(migf);
+	migf->initial_bytes = migf->committed;
+	mutex_unlock(&migf->lock);
+	if (ret) {
+		fput(migf->filp);
+		return ERR_PTR(ret);
+	}
+	return migf;
+}
+
+/* ------------------------------------------------------------------
+ * Resuming
+ */
+
+static int resume_check_rec(struct tern_mig_file *migf)
+{
+	const struct tern_stream_rec *rec = &migf->rec;
+	u16 type = le16_to_cpu(rec->type), flags = le16_to_cpu(rec->flags);
+	u32 len = le32_to_cpu(rec->length), seq = le32_to_cpu(rec->seq);
+	u64 off = le64_to_cpu(rec->offset);
+	struct device *dev = mig_dev(migf);
+
+	if (seq != migf->seq) {
+		dev_err(dev, "stream: record %u arrived where %u was due\n",
+			seq, migf->seq);
+		return -EILSEQ;
+	}
+	if (len > TERN_REC_MAX_PAYLOAD) {
+		dev_err(dev, "stream: record %u has %u bytes, more than %u\n",
+			seq, len, TERN_REC_MAX_PAYLOAD);
+		return -EMSGSIZE;
+	}
+
+	switch (type) {
+	case TERN_REC_IMAGE:
+		if (!len || flags & ~TERN_REC_F_FIRST) {
+			dev_err(dev, "stream: image record %u: bad length %u or flags 0x%x\n",
+				seq, len, flags);
+			return -EINVAL;
+		}
+		if ((flags & TERN_REC_F_FIRST) ?
+		    off || migf->image_open :
+		    !migf->image_open || off != migf->image_off) {
+			dev_err(dev, "stream: image record %u at offset %llu is out of order\n",
+				seq, off);
+			return -EILSEQ;
+		}
+		return 0;
+	case TERN_REC_END:
+		if (len != TERN_STREAM_END_SIZE || flags || off) {
+			dev_err(dev, "stream: malformed END record\n");
+			return -EINVAL;
+		}
+		if (migf->image_open) {
+			dev_err(dev, "stream: END inside an image\n");
+			return -EILSEQ;
+		}
+		return 0;
+	default:
+		if (!(type & TERN_REC_OPTIONAL)) {
+			dev_err(dev, "stream: unknown mandatory record type 0x%04x\n",
+				type);
+			return -EPROTO;
+		}
+		return 0;	/* skipped */
+	}
+}
+
+static int resume_load_image(struct tern_mig_file *migf, u32 len)
+{
+	const struct tern_stream_rec *rec = &migf->rec;
+	bool first = le16_to_cpu(rec->flags) & TERN_REC_F_FIRST;
+	struct tern_vf_xfer x;
+	int ret;
+
+	ret = tern_vf_load(migf->tvdev->vf, first, le64_to_cpu(rec->offset),
+			   &migf->buf.sgt, len, &x);
+	if (ret) {
+		dev_err(mig_dev(migf), "stream: the device rejected image record %u: %d\n",
+			le32_to_cpu(rec->seq), ret);
+		return ret;
+	}
+	if (x.bytes != len || (!x.more && !x.applied)) {
+		dev_err(mig_dev(migf), "stream: image record %u runs past its image\n",
+			le32_to_cpu(rec->seq));
+		return -EMSGSIZE;
+	}
+	migf->image_open = !x.applied;
+	migf->image_off = le64_to_cpu(rec->offset) + len;
+	if (x.applied) {
+		migf->applied = true;
+		migf->nr_images++;
+		migf->image_bytes += x.image_size;
+	} else {
+		migf->applied = false;
+	}
+	return 0;
+}
+
+static int resume_end(struct tern_mig_file *migf)
+{
+	struct tern_stream_end end;
+	void *p = kmap_local_page(migf->buf.pages[0]);
+
+	memcpy(&end, p, sizeof(end));
+	kunmap_local(p);
+	if (le32_to_cpu(end.nr_records) != migf->seq ||
+	    le32_to_cpu(end.nr_images) != migf->nr_images ||
+	    le64_to_cpu(end.image_bytes) != migf->image_bytes) {
+		dev_err(mig_dev(migf), "stream: END record does not match the stream (%u records, %u images)\n",
+			migf->seq, migf->nr_images);
+		return -EBADMSG;
+	}
+	migf->ended = true;
+	return 0;
+}
+
+/* A record's payload is complete: check it and act on it. */
+static int resume_rec_done(struct tern_mig_file *migf)
+{
+	const struct tern_stream_rec *rec = &migf->rec;
+	u32 len = le32_to_cpu(rec->length);
+	int ret = 0;
+
+	if (~migf->crc != le32_to_cpu(rec->crc)) {
+		dev_err(mig_dev(migf), "stream: record %u fails its CRC\n",
+			le32_to_cpu(rec->seq));
+		return -EBADMSG;
+	}
+	switch (le16_to_cpu(rec->type)) {
+	case TERN_REC_IMAGE:
+		ret = resume_load_image(migf, len);
+		break;
+	case TERN_REC_END:
+		ret = resume_end(migf);
+		break;
+	}
+	if (ret)
+		return ret;
+	migf->in_rec = false;
+	migf->part_len = 0;
+	migf->seq++;
+	return 0;
+}
+
+/* Payload bytes: kept in buf for IMAGE and END, only summed otherwise. */
+static ssize_t resume_payload(struct tern_mig_file *migf,
+			      const char __user *ubuf, size_t len)
+{
+	u16 type = le16_to_cpu(migf->rec.type);
+	u32 n = min_t(size_t, len, le32_to_cpu(migf->rec.length) -
+				   migf->rec_got);
+	u8 skip[64];
+
+	if (type != TERN_REC_IMAGE && type != TERN_REC_END) {
+		n = min_t(u32, n, sizeof(skip));
+		if (copy_from_user(skip, ubuf, n))
+			return -EFAULT;
+		migf->crc = crc32c(migf->crc, skip, n);
+	} else {
+		if (tern_buf_from_user(&migf->buf, ubuf, migf->rec_got, n))
+			return -EFAULT;
+		migf->crc = tern_buf_crc(&migf->buf, migf->crc, migf->rec_got,
+					 n);
+	}
+	migf->rec_got += n;
+	return n;
+}
+
+/* Take bytes of the stream: header, record header, or payload. */
+static ssize_t resume_consume(struct tern_mig_file *migf,
+			      const char __user *ubuf, size_t len)
+{
+	u8 *part = migf->have_hdr ? (u8 *)&migf->rec : migf->hdr;
+	u32 want = migf->have_hdr ? sizeof(migf->rec) : sizeof(migf->hdr);
+	u32 n;
+	int ret;
+
+	if (migf->ended) {
+		dev_err(mig_dev(migf), "stream: data after the END record\n");
+		return -EINVAL;
+	}
+	if (migf->in_rec) {
+		ssize_t got = resume_payload(migf, ubuf, len);
+
+		if (got < 0)
+			return got;
+		n = got;
+		goto check_done;
+	}
+
+	n = min_t(size_t, len, want - migf->part_len);
+	if (copy_from_user(part + migf->part_len, ubuf, n))
+		return -EFAULT;
+	migf->part_len += n;
+	if (migf->part_len < want)
+		return n;
+
+	if (!migf->have_hdr) {
+		ret = tern_stream_check_hdr(migf->tvdev, (void *)migf->hdr);
+		if (ret)
+			return ret;
+		migf->have_hdr = true;
+		migf->part_len = 0;
+		return n;
+	}
+	ret = resume_check_rec(migf);
+	if (ret)
+		return ret;
+	migf->in_rec = true;
+	migf->rec_got = 0;
+	migf->crc = ~0;
+check_done:
+	if (migf->rec_got == le32_to_cpu(migf->rec.length)) {
+		ret = resume_rec_done(migf);
+		if (ret)
+			return ret;
+	}
+	return n;
+}
+
+static ssize_t resume_write(struct file *filp, const char __user *ubuf,
+			    size_t len, loff_t *pos)
+{
+	struct tern_mig_file *migf = filp->private_data;
+	ssize_t done = 0, n;
+	int ret = 0;
+
+	if (pos)
+		return -ESPIPE;
+
+	mutex_lock(&migf->lock);
+	if (migf->disabled) {
+		ret = -ENODEV;
+		goto out;
+	}
+	if (migf->error) {
+		ret = migf->error;
+		goto out;
+	}
+	while (done < len) {
+		n = resume_consume(migf, ubuf + done, len - done);
+		if (n < 0) {
+			ret = n;
+			break;
+		}
+		done += n;
+	}
+	migf->pos += done;
+	/* A stream that failed validation stays failed. */
+	if (ret && ret != -EFAULT)
+		migf->error = ret;
+out:
+	mutex_unlock(&migf->lock);
+	return ret ? ret : done;
+}
+
+static const struct file_operations tern_resume_fops = {
+	.owner = THIS_MODULE,
+	.write = resume_write,
+	.release = mig_file_release,
+};
+
+/* RESUMING -> STOP: the stream must have ended with its image applied. */
+static int resume_finish(struct tern_mig_file *migf)
+{
+	int ret = 0;
+
+	mutex_lock(&migf->lock);
+	if (migf->error) {
+		ret = migf->error;
+	} else if (!migf->ended || !migf->applied) {
+		dev_err(mig_dev(migf), "stream: ended after %llu bytes, before its END record\n",
+			migf->pos);
+		ret = -ENODATA;
+	}
+	mutex_unlock(&migf->lock);
+	return ret;
+}
+
+/* ------------------------------------------------------------------
+ * The state machine
+ */
+
+/* Device errors that leave the VF in an unknown state. */
+static bool tern_err_fatal(int err)
+{
+	return err == -ETIMEDOUT || err == -EIO || err == -ENODEV;
+}
+
+static struct file *tern_save_start(struct tern_vfio_dev *tvdev, bool precopy)
+{
+	struct tern_mig_file *migf = save_file_new(tvdev, precopy);
+
+	if (IS_ERR(migf))
+		return ERR_CAST(migf);
+	tvdev->saving = migf;
+	get_file(migf->filp);
+	return migf->filp;
+}
+
+/* STOP -> RUNNING_P2P: let a frozen VF go back to quiesced. */
+static int tern_thaw(struct tern_vfio_dev *tvdev)
+{
+	return tern_vf_resume(tvdev->vf) ?: tern_vf_quiesce(tvdev->vf);
+}
+
+/* PRE_COPY_P2P -> STOP_COPY: freeze; the next image is the last. */
+static int tern_precopy_stop(struct tern_vfio_dev *tvdev)
+{
+	struct tern_mig_file *migf = tvdev->saving;
+	int ret;
+
+	ret = tern_vf_freeze(tvdev->vf);
+	if (ret)
+		return ret;
+	mutex_lock(&migf->lock);
+	migf->final = true;
+	mutex_unlock(&migf->lock);
+	return 0;
+}
+
+static struct file *tern_step(struct tern_vfio_dev *tvdev,
+			      enum vfio_device_mig_state next)
+{
+	enum vfio_device_mig_state cur = tvdev->mig_state;
+	struct tern_mig_file *migf;
+	int ret;
+
+	if ((cur == VFIO_DEVICE_STATE_RUNNING &&
+	     next == VFIO_DEVICE_STATE_RUNNING_P2P) ||
+	    (cur == VFIO_DEVICE_STATE_PRE_COPY &&
+	     next == VFIO_DEVICE_STATE_PRE_COPY_P2P))
+		return ERR_PTR(tern_vf_quiesce(tvdev->vf));
+
+	if ((cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
+	     next == VFIO_DEVICE_STATE_RUNNING) ||
+	    (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P &&
+	     next == VFIO_DEVICE_STATE_PRE_COPY))
+		return ERR_PTR(tern_vf_resume(tvdev->vf));
+
+	if (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
+	    next == VFIO_DEVICE_STATE_STOP)
+		return ERR_PTR(tern_vf_freeze(tvdev->vf));
+
+	if (cur == VFIO_DEVICE_STATE_STOP &&
+	    next == VFIO_DEVICE_STATE_RUNNING_P2P)
+		return ERR_PTR(tern_thaw(tvdev));
+
+	if (cur == VFIO_DEVICE_STATE_STOP &&
+	    next == VFIO_DEVICE_STATE_STOP_COPY)
+		return tern_save_start(tvdev, false);
+
+	if ((cur == VFIO_DEVICE_STATE_RUNNING &&
+	     next == VFIO_DEVICE_STATE_PRE_COPY) ||
+	    (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
+	     next == VFIO_DEVICE_STATE_PRE_COPY_P2P))
+		return tern_save_start(tvdev, true);
+
+	if (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P &&
+	    next == VFIO_DEVICE_STATE_STOP_COPY)
+		return ERR_PTR(tern_precopy_stop(tvdev));
+
+	if ((cur == VFIO_DEVICE_STATE_STOP_COPY &&
+	     next == VFIO_DEVICE_STATE_STOP) ||
+	    (cur == VFIO_DEVICE_STATE_PRE_COPY &&
+	     next == VFIO_DEVICE_STATE_RUNNING) ||
+	    (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P &&
+	     next == VFIO_DEVICE_STATE_RUNNING_P2P)) {
+		tern_mig_release_files(tvdev);
+		return NULL;
+	}
+
+	if (cur == VFIO_DEVICE_STATE_STOP &&
+	    next == VFIO_DEVICE_STATE_RESUMING) {
+		migf = mig_file_new(tvdev, &tern_resume_fops, O_WRONLY,
+				    TERN_PAYLOAD_PAGES);
+		if (IS_ERR(migf))
+			return ERR_CAST(migf);
+		tvdev->resuming = migf;
+		get_file(migf->filp);
+		return migf->filp;
+	}
+
+	if (cur == VFIO_DEVICE_STATE_RESUMING &&
+	    next == VFIO_DEVICE_STATE_STOP) {
+		ret = resume_finish(tvdev->resuming);
+		if (ret)
+			return ERR_PTR(ret);
+		tern_mig_release_files(tvdev);
+		return NULL;
+	}
+
+	WARN(1, "tern_vfio_pci: no arc from %d to %d\n", cur, next);
+	return ERR_PTR(-EINVAL);
+}
+
+static struct file *tern_set_state(struct vfio_device *vdev,
+				   enum vfio_device_mig_state new)
+{
+	struct tern_vfio_dev *tvdev = to_tvdev(vdev);
+	enum vfio_device_mig_state next;
+	struct file *res = NULL;
+	int ret;
+
+	tern_state_lock(tvdev);
+	while (tvdev->mig_state != new) {
+		enum vfio_device_mig_state cur = tvdev->mig_state;
+
+		ret = vfio_mig_get_next_state(vdev, cur, new, &next);
+		if (ret) {
+			res = ERR_PTR(ret);
+			break;
+		}
+		res = tern_step(tvdev, next);
+		ret = PTR_ERR_OR_ZERO(res);
+		trace_tern_vfio_arc(tvdev->core.pdev, cur, next, ret,
+				    tvdev->saving ? tvdev->saving->pos :
+				    tvdev->resuming ? tvdev->resuming->pos : 0);
+		if (ret) {
+			/* A VF in an unknown state is in ERROR. */
+			if (tern_err_fatal(ret)) {
+				tern_mig_release_files(tvdev);
+				tvdev->mig_state = VFIO_DEVICE_STATE_ERROR;
+			}
+			dev_err(&tvdev->core.pdev->dev, "migration arc %d -> %d failed: %d\n",
+				cur, next, ret);
+			break;
+		}
+		tvdev->mig_state = next;
+		if (WARN_ON(res && new != next)) {
+			fput(res);
+			res = ERR_PTR(-EINVAL);
+			break;
+		}
+	}
+	tern_state_unlock(tvdev);
+	return res;
+}
+
+static int tern_get_state(struct vfio_device *vdev,
+			  enum vfio_device_mig_state *state)
+{
+	struct tern_vfio_dev *tvdev = to_tvdev(vdev);
+
+	tern_state_lock(tvdev);
+	*state = tvdev->mig_state;
+	tern_state_unlock(tvdev);
+	return 0;
+}
+
+/*
+ * What STOP_COPY would produce now: in pre-copy what is outstanding plus
+ * the last increment; otherwise a full image.  Never 0: QEMU refuses it.
+ */
+static int tern_get_data_size(struct vfio_device *vdev,
+			      unsigned long *stop_copy_length)
+{
+	struct tern_vfio_dev *tvdev = to_tvdev(vdev);
+	const u64 fixed = TERN_STREAM_HDR_SIZE + TERN_STREAM_REC_SIZE * 2 + 64 +
+			  TERN_STREAM_END_SIZE;
+	struct tern_mig_file *migf;
+	u64 full, incr, size;
+	int ret;
+
+	tern_state_lock(tvdev);
+	ret = tern_vf_query_size(tvdev->vf, &full, &incr);
+	if (ret)
+		goto out;
+	migf = tvdev->saving;
+	if (migf && migf->precopy) {
+		mutex_lock(&migf->lock);
+		size = migf->committed - migf->pos +
+		       tern_image_stream_bytes(incr ?: full) +
+		       TERN_STREAM_REC_SIZE + TERN_STREAM_END_SIZE;
+		mutex_unlock(&migf->lock);
+	} else {
+		size = fixed + tern_image_stream_bytes(full);
+	}
+	*stop_copy_length = size;
+out:
+	tern_state_unlock(tvdev);
+	return ret;
+}
+
+const struct vfio_migration_ops tern_mig_ops = {
+	.migration_set_state = tern_set_state,
+	.migration_get_state = tern_get_state,
+	.migration_get_data_size = tern_get_data_size,
+};
+
+/* ------------------------------------------------------------------
+ * Resets and PF events (the deferred-reset pattern)
+ */
+
+/*
+ * Take state_mutex and apply a PF event that arrived meanwhile: the
+ * device may only move to ERROR on its own.
+ */
+void tern_state_lock(struct tern_vfio_dev *tvdev)
+{
+	bool event;
+
+	mutex_lock(&tvdev->state_mutex);
+	spin_lock(&tvdev->reset_lock);
+	event = tvdev->pf_event;
+	tvdev->pf_event = false;
+	spin_unlock(&tvdev->reset_lock);
+	if (event && tvdev->mig_state != VFIO_DEVICE_STATE_ERROR) {
+		dev_err(&tvdev->core.pdev->dev, "the PF was reset or removed: migration state lost\n");
+		tern_mig_release_files(tvdev);
+		tvdev->tracking = false;
+		tvdev->mig_state = VFIO_DEVICE_STATE_ERROR;
+	}
+}
+
+/* Release state_mutex, first carrying out a reset that was deferred. */
+void tern_state_unlock(struct tern_vfio_dev *tvdev)
+{
+again:
+	spin_lock(&tvdev->reset_lock);
+	if (tvdev->deferred_reset) {
+		tvdev->deferred_reset = false;
+		/* A reset also clears what a PF event left behind. */
+		tvdev->pf_event = false;
+		spin_unlock(&tvdev->reset_lock);
+		tern_mig_release_files(tvdev);
+		tvdev->tracking = false;
+		tvdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
+		goto again;
+	}
+	mutex_unlock(&tvdev->state_mutex);
+	spin_unlock(&tvdev->reset_lock);
+}

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * tern_vfio_pci: internal definitions.
+ */
+#ifndef TERN_VFIO_H
+#define TERN_VFIO_H
+
+#include <linux/mutex.h>
+#include <linux/scatterlist.h>
+#include <linux/spinlock.h>
+#include <linux/tern_pf.h>
+#include <linux/vfio_pci_core.h>
+#include <tern/tern_hw.h>
+#include <tern/tern_stream.h>
+
+/* Image bytes per IMAGE record, read from the device in one command. */
+#define TERN_CHUNK_SIZE		(512u << 10)
+#define TERN_CHUNK_PAGES	(TERN_CHUNK_SIZE >> PAGE_SHIFT)
+#define TERN_PAYLOAD_PAGES	(TERN_REC_MAX_PAYLOAD >> PAGE_SHIFT)
+
+/* Bytes of stream that carry an image of @size bytes. */
+static inline u64 tern_image_stream_bytes(u64 size)
+{
+	return size + DIV_ROUND_UP_ULL(size, TERN_CHUNK_SIZE) *
+		      TERN_STREAM_REC_SIZE;
+}
+
+/* A buffer of pages that the PF can map for DMA. */
+struct tern_buf {
+	struct page **pages;
+	unsigned int nr_pages;
+	struct sg_table sgt;
+};
+
+/*
+ * A migration data file: the source's saving stream or the destination's
+ * resuming stream.  Everything in it is protected by its lock.
+ */
+struct tern_mig_file {
+	struct file *filp;
+	struct tern_vfio_dev *tvdev;
+	struct mutex lock;	/* everything below */
+	bool disabled;		/* left its state or reset: no more I/O */
+	int error;		/* the first failure, returned ever after */
+	u64 pos;		/* stream bytes read or written */
+	u32 seq;		/* next record's sequence number */
+	struct tern_buf buf;
+
+	/* saving */
+	bool precopy;		/* started in PRE_COPY or PRE_COPY_P2P */
+	bool final;		/* frozen: the next image is the last */
+	bool final_taken;	/* the last image is taken */
+	bool end_queued;	/* the END record is queued */
+	u64 initial_bytes;	/* stream bytes of the header and full image */
+	u64 committed;		/* stream bytes of everything taken so far */
+	u8 queue[256];		/* stream header and record headers */
+	u32 queue_len;		/* bytes in queue[] */
+	u32 queue_off;		/* bytes of queue[] already read */
+	u32 payload_len;	/* bytes in buf after the queue */
+	u32 payload_off;	/* bytes of buf already read */
+	bool image_open;	/* an image is being read from the device */
+	u64 image_size;
+	u64 image_off;
+	u32 nr_images;
+	u64 image_bytes;
+
+	/* resuming */
+	u8 hdr[TERN_STREAM_HDR_SIZE];
+	struct tern_stream_rec rec;
+	u32 part_len;		/* bytes of hdr[] or rec received */
+	bool have_hdr;		/* the stream header is validated */
+	bool in_rec;		/* rec is valid, its payload is arriving */
+	u32 rec_got;		/* payload bytes received */
+	u32 crc;		/* running CRC32C of the payload */
+	bool ended;		/* the END record arrived and checked */
+	bool applied;		/* the device applied the last image */
+};
+
+struct tern_vfio_dev {
+	struct vfio_pci_core_device core;
+	struct tern_vf_info info;	/* read at probe */
+	bool precopy;			/* PRE_COPY offered */
+
+	struct mutex state_mutex;	/* the fields below */
+	enum vfio_device_mig_state mig_state;
+	struct tern_vf *vf;		/* while the device is open */
+	struct tern_mig_file *saving;
+	struct tern_mig_file *resuming;
+	bool tracking;
+	unsigned int page_shift;	/* of dirty tracking */
+
+	/*
+	 * Set under reset_lock by a reset or a PF event and acted on by
+	 * whoever holds or next takes state_mutex (deferred reset).  Each
+	 * is a bool of its own: they are written under a different lock
+	 * from the fields above.
+	 */
+	spinlock_t reset_lock;
+	bool deferred_reset;
+	bool pf_event;
+};
+
+static inline struct tern_vfio_dev *to_tvdev(struct vfio_device *vdev)
+{
+	return container_of(vdev, struct tern_vfio_dev, core.vdev);
+}
+
+void tern_state_lock(struct tern_vfio_dev *tvdev);
+void tern_state_unlock(struct tern_vfio_dev *tvdev);
+
+extern const struct vfio_migration_ops tern_mig_ops;
+void tern_mig_release_files(struct tern_vfio_dev *tvdev);
+int tern_mig_open(struct tern_vfio_dev *tvdev);
+void tern_mig_close(struct tern_vfio_dev *tvdev);
+
+#if IS_ENABLED(CONFIG_IOMMUFD_DRIVER)
+extern const struct vfio_log_ops tern_log_ops;
+#endif
+
+int tern_stream_check_hdr(struct tern_vfio_dev *tvdev,
+			  const struct tern_stream_hdr *hdr);
+void tern_stream_make_hdr(struct tern_vfio_dev *tvdev,
+			  struct tern_stream_hdr *hdr);
+int tern_compat_string(struct tern_vfio_dev *tvdev, char *buf, size_t size);
+
+#endif /* TERN_VFIO_H */

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * tern_vfio_pci tracepoints: one event per migration arc.
+ */
+#undef TRACE_SYSTEM
+#define TRACE_SYSTEM tern_vfio_pci
+
+#if !defined(TERN_VFIO_TRACE_H) || defined(TRACE_HEADER_MULTI_READ)
+#define TERN_VFIO_TRACE_H
+
+#include <linux/pci.h>
+#include <linux/tracepoint.h>
+
+TRACE_EVENT(tern_vfio_arc,
+	    TP_PROTO(const struct pci_dev *pdev, u32 from, u32 to, int err,
+		     u64 bytes),
+	    TP_ARGS(pdev, from, to, err, bytes),
+	    TP_STRUCT__entry(__string(dev, pci_name(pdev))
+			     __field(u32, from)
+			     __field(u32, to)
+			     __field(int, err)
+			     __field(u64, bytes)),
+	    TP_fast_assign(__assign_str(dev);
+			   __entry->from = from;
+			   __entry->to = to;
+			   __entry->err = err;
+			   __entry->bytes = bytes;),
+	    TP_printk("%s %u -> %u err=%d stream_bytes=%llu",
+		      __get_str(dev), __entry->from, __entry->to,
+		      __entry->err, __entry->bytes)
+);
+
+#endif /* TERN_VFIO_TRACE_H */
+
+#undef TRACE_INCLUDE_PATH
+#define TRACE_INCLUDE_PATH .
+#undef TRACE_INCLUDE_FILE
+#define TRACE_INCLUDE_FILE trace
+#include <trace/define_trace.h>
