@@ -39,6 +39,7 @@ modules: kernel
 	scripts/build-modules
 
 selftests: kernel
+	mkdir -p $(B)/selftests-obj
 	$(MAKE) -C tools/testing/selftests/tern install \
 		OUTPUT=$(CURDIR)/$(B)/selftests-obj INSTALL_PATH=$(CURDIR)/$(B)/selftests
 

@@ -130,6 +130,8 @@ static int tern_pf_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	ret = dma_set_mask_and_coherent(&pdev->dev, DMA_BIT_MASK(64));
 	if (ret)
 		goto err_put;
+	/* A tern_sg entry describes up to 4 GiB - 1. */
+	dma_set_max_seg_size(&pdev->dev, U32_MAX);
 	pci_set_master(pdev);
 
 	ret = pci_alloc_irq_vectors(pdev, TERN_PF_MSIX_VECTORS,
