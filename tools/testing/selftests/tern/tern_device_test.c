@@ -114,6 +114,9 @@ FIXTURE_SETUP(dev)
 		SKIP(return, "no tern PF");
 	if (access("/sys/module/vfio_pci", F_OK))
 		ASSERT_EQ(0, system("modprobe vfio-pci enable_sriov=1"));
+	/* The type1 backend of /dev/vfio/vfio is not loaded on demand. */
+	if (access("/sys/module/vfio_iommu_type1", F_OK))
+		ASSERT_EQ(0, system("modprobe vfio_iommu_type1"));
 	ASSERT_EQ(0, write_str("/sys/module/vfio_pci/parameters/enable_sriov",
 			       "Y"));
 	/* Whatever driver had the PF, start from a PF without VFs. */
