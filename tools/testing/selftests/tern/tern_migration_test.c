@@ -56,7 +56,7 @@ FIXTURE_SETUP(loopback)
 	if (pci_find_device(TERN_PCI_VENDOR_ID, TERN_PCI_DEVICE_ID_PF,
 			    self->pf, sizeof(self->pf)))
 		SKIP(return, "no tern PF");
-	ASSERT_EQ(0, system("modprobe tern_pf && modprobe tern_vfio_pci"));
+	ASSERT_EQ(0, system("modprobe -a tern_pf tern_vfio_pci vfio_iommu_type1"));
 	ASSERT_EQ(0, pci_bind(self->pf, "tern_pf"));
 	pci_sysfs_write(self->pf, "sriov_numvfs", "0");
 	ASSERT_EQ(0, pci_sysfs_write(self->pf, "sriov_numvfs", "2"));

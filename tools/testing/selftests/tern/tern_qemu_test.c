@@ -642,7 +642,7 @@ static void setup_vfs(void)
 	if (pci_find_device(TERN_PCI_VENDOR_ID, TERN_PCI_DEVICE_ID_PF, pf,
 			    sizeof(pf)))
 		ksft_exit_skip("no tern PF\n");
-	if (system("modprobe tern_pf && modprobe tern_vfio_pci") ||
+	if (system("modprobe -a tern_pf tern_vfio_pci vfio_iommu_type1") ||
 	    pci_bind(pf, "tern_pf"))
 		ksft_exit_fail_msg("cannot bind the PF to tern_pf\n");
 	pci_sysfs_write(pf, "sriov_numvfs", "0");
