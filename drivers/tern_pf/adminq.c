@@ -20,9 +20,9 @@
 #define CREATE_TRACE_POINTS
 #include "trace.h"
 
-unsigned int tern_aq_timeout_ms = 3000;
+unsigned int tern_aq_timeout_ms = 10000;
 module_param_named(aq_timeout_ms, tern_aq_timeout_ms, uint, 0644);
-MODULE_PARM_DESC(aq_timeout_ms, "admin command timeout in ms (default 3000)");
+MODULE_PARM_DESC(aq_timeout_ms, "admin command timeout in ms (default 10000)");
 
 static unsigned int tern_aq_depth = 128;
 module_param_named(aq_depth, tern_aq_depth, uint, 0444);

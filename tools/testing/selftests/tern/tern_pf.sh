@@ -90,8 +90,9 @@ client() {
 }
 
 echo 8 > "$dev/sriov_numvfs"
-echo 1000 > /sys/module/tern_pf/parameters/aq_timeout_ms
-modprobe tern_pf_test
+# Short timeouts for the fault tests, long enough for a loaded TCG host.
+echo 2000 > /sys/module/tern_pf/parameters/aq_timeout_ms
+modprobe tern_pf_test timeout_ms=2000
 client run 20
 echo "# $(tr '\n' ' ' < "$dbg/aq")"
 [ "$(stat max_inflight)" -gt 1 ]
@@ -114,7 +115,7 @@ ok $? "the PF is unbound"
 take_pf
 ok $? "the PF binds again"
 rmmod tern_pf_test
-echo 3000 > /sys/module/tern_pf/parameters/aq_timeout_ms
+echo 10000 > /sys/module/tern_pf/parameters/aq_timeout_ms
 
 echo "1..$n"
 exit $failed

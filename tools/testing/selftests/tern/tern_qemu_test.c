@@ -134,6 +134,38 @@ static void conn_send(struct conn *c, const char *fmt, ...)
  * An L2 VM: QEMU with one VF, its qtest and QMP sockets
  */
 
+static pid_t qemu_pids[2];
+
+/* Where each QEMU thread sleeps in the kernel, and its log's tail. */
+static void dump_qemu(pid_t pid, const char *name)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd),
+		 "for t in /proc/%d/task/*; do echo \"# thread $(cat $t/comm):\"; "
+		 "sed 's/^/#   /' $t/stack; done; tail -n 30 %s/%s.log | "
+		 "cut -c1-200 | sed 's/^/# %s: /'", pid, DIR, name, name);
+	if (system(cmd))
+		ksft_print_msg("cannot inspect QEMU %d\n", pid);
+}
+
+static void __attribute__((noreturn)) die(const char *fmt, ...)
+{
+	va_list ap;
+	int i;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	for (i = 0; i < 2; i++) {
+		if (qemu_pids[i] > 0) {
+			dump_qemu(qemu_pids[i], i ? "dst" : "src");
+			kill(qemu_pids[i], SIGKILL);
+		}
+	}
+	ksft_exit_fail();
+}
+
 struct vm {
 	const char *name;
 	char vf[32];
@@ -167,7 +199,8 @@ static void vm_start(struct vm *vm, const char *name, const char *vf,
 		char *argv[] = {
 			QEMU, "-nodefaults", "-no-user-config", "-display",
 			"none", "-machine", "q35", "-accel", "qtest", "-m",
-			"128M", "-bios", FIRMWARE, "-qtest", qt_arg, "-chardev",
+			"128M", "-bios", FIRMWARE, "-qtest", qt_arg,
+			"-qtest-log", "none", "-chardev",
 			qmp_arg, "-mon", "chardev=qmp,mode=control", "-device",
 			dev, "-incoming", "defer", NULL
 		};
@@ -180,15 +213,15 @@ static void vm_start(struct vm *vm, const char *name, const char *vf,
 			 "socket,path=%s,id=qmp", qmp_path);
 		/* A source VM ends its arguments before -incoming. */
 		if (!incoming)
-			argv[21] = NULL;
+			argv[23] = NULL;
 		execvp(QEMU, argv);
 		_exit(127);
 	}
+	qemu_pids[incoming] = vm->pid;
 	vm->qt.fd = accept_timeout(qt_l, 60);
 	vm->qmp.fd = accept_timeout(qmp_l, 60);
 	if (vm->qt.fd < 0 || vm->qmp.fd < 0)
-		ksft_exit_fail_msg("%s: QEMU did not connect (see %s)\n", name,
-				   log);
+		die("%s: QEMU did not connect (see %s)\n", name, log);
 }
 
 static void vm_stop(struct vm *vm)
@@ -197,6 +230,10 @@ static void vm_stop(struct vm *vm)
 		return;
 	kill(vm->pid, SIGTERM);
 	waitpid(vm->pid, NULL, 0);
+	if (qemu_pids[0] == vm->pid)
+		qemu_pids[0] = 0;
+	if (qemu_pids[1] == vm->pid)
+		qemu_pids[1] = 0;
 	close(vm->qt.fd);
 	close(vm->qmp.fd);
 	vm->pid = 0;
@@ -217,11 +254,10 @@ static char *qt(struct vm *vm, const char *fmt, ...)
 		if (!strncmp(line, "IRQ", 3))
 			continue;
 		if (strncmp(line, "OK", 2))
-			ksft_exit_fail_msg("%s: qtest '%.40s': %s\n", vm->name,
-					   cmd, line);
+			die("%s: qtest '%.40s': %s\n", vm->name, cmd, line);
 		return line + 2;
 	}
-	ksft_exit_fail_msg("%s: qtest connection lost\n", vm->name);
+	die("%s: qtest '%.40s': no answer\n", vm->name, cmd);
 }
 
 static uint32_t readl(struct vm *vm, uint64_t a)
@@ -253,7 +289,7 @@ static void mem_read(struct vm *vm, uint64_t a, void *data, size_t n)
 
 	hex += strspn(hex, " ");
 	if (strncmp(hex, "0x", 2) || strlen(hex) < 2 + 2 * n)
-		ksft_exit_fail_msg("%s: short qtest read\n", vm->name);
+		die("%s: short qtest read\n", vm->name);
 	for (i = 0; i < n; i++) {
 		unsigned int b;
 
@@ -298,7 +334,7 @@ static char *qmp(struct vm *vm, const char *fmt, ...)
 			ksft_print_msg("%s: QMP %s -> %s\n", vm->name, cmd, line);
 		return line;
 	}
-	ksft_exit_fail_msg("%s: QMP connection lost\n", vm->name);
+	die("%s: QMP '%.60s': no answer\n", vm->name, cmd);
 }
 
 static void qmp_init(struct vm *vm)
@@ -306,7 +342,7 @@ static void qmp_init(struct vm *vm)
 	char *line = conn_line(&vm->qmp);
 
 	if (!line || !strstr(line, "\"QMP\""))
-		ksft_exit_fail_msg("%s: no QMP greeting\n", vm->name);
+		die("%s: no QMP greeting\n", vm->name);
 	qmp(vm, "{\"execute\": \"qmp_capabilities\"}");
 }
 
@@ -365,8 +401,7 @@ static void guest_setup(struct vm *vm, struct guest *g)
 	cfg_write(vm, 0x24, BAR4_GPA >> 32);
 	cfg_write(vm, 0x04, 0x6);	/* memory space, bus master */
 	if (readl(vm, BAR0_GPA + TERN_VF_REG_MAGIC) != TERN_VF_MAGIC)
-		ksft_exit_fail_msg("%s: the VF's BAR does not answer\n",
-				   vm->name);
+		die("%s: the VF's BAR does not answer\n", vm->name);
 	qt(vm, "memset 0x%llx 0x%x 0", RING_GPA,
 	   RING_SIZE * (unsigned int)sizeof(struct tern_desc));
 	writel(vm, BAR0_GPA + q + TERN_Q_BASE_LO, RING_GPA);
@@ -609,7 +644,6 @@ static void migrate(struct vm *src, struct vm *dst, const char *dst_vf,
 	r->downtime_ms = json_num(line, "downtime");
 	r->iterations = json_num(line, "dirty-sync-count");
 	r->vfio_bytes = json_num(strstr(line, "\"vfio\"") ?: "", "transferred");
-	qmp(src, "");	/* collect pending events */
 }
 
 /* Wait for the destination to run, then check what it has. */
@@ -723,7 +757,7 @@ static void warm_up(struct vm *vm, struct guest *g)
 	for (i = 0; i < 16; i++)
 		guest_round(vm, g);
 	if (!wait_idle(vm, g))
-		ksft_exit_fail_msg("%s: the VF does not run\n", vm->name);
+		die("%s: the VF does not run\n", vm->name);
 }
 
 /* One hop with the guest working; src's VF runs on in dst. */

@@ -5,7 +5,8 @@
  * Reading /sys/kernel/debug/tern_pf_test/run runs the tests against the
  * tern PF and its enabled VFs and returns TAP; reading .../unbind runs the
  * one that unbinds the PF under a held handle.  Fault injection tests
- * need the PF's debug BAR (x-debug=on) and tern_pf.aq_timeout_ms=1000.
+ * need the PF's debug BAR (x-debug=on) and tern_pf.aq_timeout_ms set to
+ * this module's timeout_ms.
  * tern_pf.sh drives this and checks the PF driver's debugfs counters.
  */
 
@@ -26,6 +27,10 @@
 #define TEST_CHUNK_PAGES	64
 #define TEST_THREADS_PER_VF	4
 #define TEST_ROUNDS		100
+
+static unsigned int timeout_ms = 2000;
+module_param(timeout_ms, uint, 0444);
+MODULE_PARM_DESC(timeout_ms, "tern_pf.aq_timeout_ms set for the fault tests");
 
 struct holder {
 	struct tern_vf *vf;
@@ -388,12 +393,12 @@ static void test_faults(struct ctx *c)
 	ret = tern_vf_query_size(h.vf, &full, &incr);
 	report(c, !ret, "the next command succeeds", ret);
 
-	/* The caller sets tern_pf.aq_timeout_ms to 1000. */
-	writel(2500, c->dbg + TERN_DBG_REG_DELAY_MS);
+	/* tern_pf.aq_timeout_ms is timeout_ms: complete 1.5 times later. */
+	writel(timeout_ms * 5 / 2, c->dbg + TERN_DBG_REG_DELAY_MS);
 	dbg_arm(c, TERN_DBG_REG_DELAY_CMD, TERN_OP_IDENTIFY);
 	ret = tern_vf_identify(h.vf, &info);
 	report(c, ret == -ETIMEDOUT, "a late command times out", ret);
-	msleep(3000);
+	msleep(timeout_ms * 2);
 	ret = tern_vf_identify(h.vf, &info);
 	report(c, !ret, "after its late completion the queue works", ret);
 
@@ -404,7 +409,7 @@ static void test_faults(struct ctx *c)
 	ret = tern_vf_query_size(h.vf, &full, &incr);
 	report(c, !ret, "other commands go on meanwhile", ret);
 	/* The watchdog resets the queue after 4 timeouts. */
-	msleep(7000);
+	msleep(timeout_ms * 7);
 	ret = tern_vf_identify(h.vf, &info);
 	report(c, !ret, "after the queue reset commands work", ret);
 
