@@ -3,10 +3,10 @@
  * Test client of the tern PF driver's VF API (<linux/tern_pf.h>).
  *
  * Reading /sys/kernel/debug/tern_pf_test/run runs the tests against the
- * tern PF and its enabled VFs and returns TAP; reading .../unbind runs the
- * one that unbinds the PF under a held handle.  Fault injection tests
- * need the PF's debug BAR (x-debug=on) and tern_pf.aq_timeout_ms set to
- * this module's timeout_ms.
+ * tern PF and its enabled VFs and returns TAP; .../faults runs the fault
+ * injection tests, which need the PF's debug BAR (x-debug=on) and
+ * tern_pf.aq_timeout_ms set to this module's timeout_ms; .../unbind runs
+ * the one that unbinds the PF under a held handle.
  * tern_pf.sh drives this and checks the PF driver's debugfs counters.
  */
 
@@ -477,14 +477,24 @@ static int run_show(struct seq_file *m, void *unused)
 
 	if (!ctx_init(&c, m))
 		return 0;
-	if (pci_resource_len(c.pf, TERN_PF_BAR_DEBUG))
-		c.dbg = pci_iomap(c.pf, TERN_PF_BAR_DEBUG, 0);
 	test_handles(&c);
 	test_identify(&c);
 	test_suspend(&c);
 	test_save_load(&c);
 	test_dirty(&c);
 	test_concurrency(&c);
+	ctx_fini(&c);
+	return 0;
+}
+
+static int faults_show(struct seq_file *m, void *unused)
+{
+	struct ctx c;
+
+	if (!ctx_init(&c, m))
+		return 0;
+	if (pci_resource_len(c.pf, TERN_PF_BAR_DEBUG))
+		c.dbg = pci_iomap(c.pf, TERN_PF_BAR_DEBUG, 0);
 	test_faults(&c);
 	if (c.dbg)
 		pci_iounmap(c.pf, c.dbg);
@@ -509,6 +519,11 @@ static int run_open(struct inode *inode, struct file *file)
 	return single_open_size(file, run_show, NULL, SZ_64K);
 }
 
+static int faults_open(struct inode *inode, struct file *file)
+{
+	return single_open_size(file, faults_show, NULL, SZ_64K);
+}
+
 static int unbind_open(struct inode *inode, struct file *file)
 {
 	return single_open_size(file, unbind_show, NULL, SZ_64K);
@@ -517,6 +532,14 @@ static int unbind_open(struct inode *inode, struct file *file)
 static const struct file_operations run_fops = {
 	.owner = THIS_MODULE,
 	.open = run_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = single_release,
+};
+
+static const struct file_operations faults_fops = {
+	.owner = THIS_MODULE,
+	.open = faults_open,
 	.read = seq_read,
 	.llseek = seq_lseek,
 	.release = single_release,
@@ -536,6 +559,8 @@ static int __init tern_pf_test_init(void)
 {
 	tern_pf_test_dir = debugfs_create_dir("tern_pf_test", NULL);
 	debugfs_create_file("run", 0400, tern_pf_test_dir, NULL, &run_fops);
+	debugfs_create_file("faults", 0400, tern_pf_test_dir, NULL,
+			    &faults_fops);
 	debugfs_create_file("unbind", 0400, tern_pf_test_dir, NULL,
 			    &unbind_fops);
 	return 0;
