@@ -131,6 +131,14 @@ static void mig_file_disable(struct tern_mig_file *migf)
 	mutex_unlock(&migf->lock);
 }
 
+/* 0 if I/O on the file may go on; called with migf->lock held. */
+static int mig_file_usable(struct tern_mig_file *migf)
+{
+	if (READ_ONCE(migf->disabled))
+		return -ENODEV;
+	return migf->error;
+}
+
 static int mig_file_release(struct inode *inode, struct file *filp)
 {
 	struct tern_mig_file *migf = filp->private_data;
@@ -397,14 +405,9 @@ static ssize_t save_read(struct file *filp, char __user *ubuf, size_t len,
 		return -ESPIPE;
 
 	mutex_lock(&migf->lock);
-	if (READ_ONCE(migf->disabled)) {
-		ret = -ENODEV;
+	ret = mig_file_usable(migf);
+	if (ret)
 		goto out;
-	}
-	if (migf->error) {
-		ret = migf->error;
-		goto out;
-	}
 	while (len) {
 		n = save_copy_out(migf, ubuf + done, len);
 		if (n < 0) {
@@ -440,10 +443,9 @@ static long save_precopy_info(struct tern_mig_file *migf,
 	u64 outstanding, pending = 0;
 	int ret;
 
-	if (READ_ONCE(migf->disabled))
-		return -ENODEV;
-	if (migf->error)
-		return migf->error;
+	ret = mig_file_usable(migf);
+	if (ret)
+		return ret;
 
 	outstanding = migf->committed - migf->pos;
 	info->initial_bytes = migf->initial_bytes > migf->pos ?
@@ -752,14 +754,9 @@ static ssize_t resume_write(struct file *filp, const char __user *ubuf,
 		return -ESPIPE;
 
 	mutex_lock(&migf->lock);
-	if (READ_ONCE(migf->disabled)) {
-		ret = -ENODEV;
+	ret = mig_file_usable(migf);
+	if (ret)
 		goto out;
-	}
-	if (migf->error) {
-		ret = migf->error;
-		goto out;
-	}
 	while (done < len) {
 		/* A reset may have ended the file meanwhile. */
 		n = READ_ONCE(migf->disabled) ? -ENODEV :
