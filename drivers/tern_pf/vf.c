@@ -212,14 +212,24 @@ int tern_vf_query_size(struct tern_vf *vf, u64 *full, u64 *incremental)
 }
 EXPORT_SYMBOL_GPL(tern_vf_query_size);
 
-static void xfer_result(const struct tern_aq_cpl *cpl, struct tern_vf_xfer *xfer)
+/* Run a SAVE or LOAD of @len bytes and read its result into @xfer. */
+static int vf_xfer(struct tern_vf *vf, struct tern_aq_cmd *cmd,
+		   const struct tern_aq_io *io, struct tern_vf_xfer *xfer)
 {
-	u32 flags = le32_to_cpu(cpl->result2);
+	struct tern_aq_cpl cpl;
+	u32 flags;
+	int ret;
 
-	xfer->bytes = le64_to_cpu(cpl->result0);
-	xfer->image_size = le64_to_cpu(cpl->result1);
+	ret = vf_exec(vf, cmd, io, &cpl);
+	if (ret)
+		return ret;
+	flags = le32_to_cpu(cpl.result2);
+	xfer->bytes = le64_to_cpu(cpl.result0);
+	xfer->image_size = le64_to_cpu(cpl.result1);
 	xfer->more = flags & TERN_XFER_MORE;
-	xfer->applied = flags & TERN_LOAD_APPLIED;
+	xfer->applied = cmd->opcode == TERN_OP_LOAD &&
+			(flags & TERN_LOAD_APPLIED);
+	return xfer->bytes > io->data_len ? -EIO : 0;
 }
 
 /**
@@ -245,8 +255,6 @@ int tern_vf_save(struct tern_vf *vf, enum tern_vf_save_mode mode, u64 offset,
 	struct tern_aq_io io = {
 		.data = sgt, .data_len = len, .dir = DMA_FROM_DEVICE,
 	};
-	struct tern_aq_cpl cpl;
-	int ret;
 
 	switch (mode) {
 	case TERN_VF_SAVE_CONTINUE:
@@ -263,13 +271,7 @@ int tern_vf_save(struct tern_vf *vf, enum tern_vf_save_mode mode, u64 offset,
 	if ((cmd.flags & TERN_SAVE_F_START) && offset)
 		return -EINVAL;
 	cmd.xfer.offset = cpu_to_le64(offset);
-
-	ret = vf_exec(vf, &cmd, &io, &cpl);
-	if (ret)
-		return ret;
-	xfer_result(&cpl, xfer);
-	xfer->applied = false;
-	return xfer->bytes > len ? -EIO : 0;
+	return vf_xfer(vf, &cmd, &io, xfer);
 }
 EXPORT_SYMBOL_GPL(tern_vf_save);
 
@@ -298,18 +300,11 @@ int tern_vf_load(struct tern_vf *vf, bool start, u64 offset,
 	struct tern_aq_io io = {
 		.data = sgt, .data_len = len, .dir = DMA_TO_DEVICE,
 	};
-	struct tern_aq_cpl cpl;
-	int ret;
 
 	if (start && offset)
 		return -EINVAL;
 	cmd.xfer.offset = cpu_to_le64(offset);
-
-	ret = vf_exec(vf, &cmd, &io, &cpl);
-	if (ret)
-		return ret;
-	xfer_result(&cpl, xfer);
-	return xfer->bytes > len ? -EIO : 0;
+	return vf_xfer(vf, &cmd, &io, xfer);
 }
 EXPORT_SYMBOL_GPL(tern_vf_load);
 
