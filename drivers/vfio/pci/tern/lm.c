@@ -903,7 +903,16 @@ static struct file *tern_set_state(struct vfio_device *vdev,
 	int ret;
 
 	tern_state_lock(tvdev);
-	while (tvdev->mig_state != new) {
+	/*
+	 * vfio.h blocks STOP_COPY -> PRE_COPY and -> PRE_COPY_P2P, but
+	 * vfio_mig_get_next_state() of Linux 6.12 loops forever on them
+	 * instead of failing: refuse them before asking it.
+	 */
+	if (tvdev->mig_state == VFIO_DEVICE_STATE_STOP_COPY &&
+	    (new == VFIO_DEVICE_STATE_PRE_COPY ||
+	     new == VFIO_DEVICE_STATE_PRE_COPY_P2P))
+		res = ERR_PTR(-EINVAL);
+	while (!res && tvdev->mig_state != new) {
 		enum vfio_device_mig_state cur = tvdev->mig_state;
 
 		ret = vfio_mig_get_next_state(vdev, cur, new, &next);
