@@ -123,10 +123,11 @@ static int tern_buf_from_user(struct tern_buf *b, const char __user *ubuf,
 	return 0;
 }
 
+/* Wait for a read() or write() in progress, and end the file's I/O. */
 static void mig_file_disable(struct tern_mig_file *migf)
 {
 	mutex_lock(&migf->lock);
-	migf->disabled = true;
+	WRITE_ONCE(migf->disabled, true);
 	mutex_unlock(&migf->lock);
 }
 
@@ -189,6 +190,27 @@ void tern_mig_release_files(struct tern_vfio_dev *tvdev)
 		mig_file_put(tvdev->resuming);
 		tvdev->resuming = NULL;
 	}
+}
+
+/*
+ * A reset runs with vdev->memory_lock held, which a read() or write()
+ * holding migf->lock may wait for in copy_to_user() (a fault on a BAR
+ * mmap).  So a reset only marks the files dead, without their locks;
+ * tern_mig_reap_files() drops them at the next tern_state_lock().
+ */
+static void tern_mig_kill_files(struct tern_vfio_dev *tvdev)
+{
+	if (tvdev->saving)
+		WRITE_ONCE(tvdev->saving->disabled, true);
+	if (tvdev->resuming)
+		WRITE_ONCE(tvdev->resuming->disabled, true);
+}
+
+static void tern_mig_reap_files(struct tern_vfio_dev *tvdev)
+{
+	if ((tvdev->saving && READ_ONCE(tvdev->saving->disabled)) ||
+	    (tvdev->resuming && READ_ONCE(tvdev->resuming->disabled)))
+		tern_mig_release_files(tvdev);
 }
 
 /* ------------------------------------------------------------------
@@ -375,7 +397,7 @@ static ssize_t save_read(struct file *filp, char __user *ubuf, size_t len,
 		return -ESPIPE;
 
 	mutex_lock(&migf->lock);
-	if (migf->disabled) {
+	if (READ_ONCE(migf->disabled)) {
 		ret = -ENODEV;
 		goto out;
 	}
@@ -394,7 +416,8 @@ static ssize_t save_read(struct file *filp, char __user *ubuf, size_t len,
 			len -= n;
 			continue;
 		}
-		ret = save_produce(migf);
+		/* A reset may have ended the file meanwhile. */
+		ret = READ_ONCE(migf->disabled) ? -ENODEV : save_produce(migf);
 		if (ret)
 			break;
 	}
@@ -417,7 +440,7 @@ static long save_precopy_info(struct tern_mig_file *migf,
 	u64 outstanding, pending = 0;
 	int ret;
 
-	if (migf->disabled)
+	if (READ_ONCE(migf->disabled))
 		return -ENODEV;
 	if (migf->error)
 		return migf->error;
@@ -729,7 +752,7 @@ static ssize_t resume_write(struct file *filp, const char __user *ubuf,
 		return -ESPIPE;
 
 	mutex_lock(&migf->lock);
-	if (migf->disabled) {
+	if (READ_ONCE(migf->disabled)) {
 		ret = -ENODEV;
 		goto out;
 	}
@@ -738,7 +761,9 @@ static ssize_t resume_write(struct file *filp, const char __user *ubuf,
 		goto out;
 	}
 	while (done < len) {
-		n = resume_consume(migf, ubuf + done, len - done);
+		/* A reset may have ended the file meanwhile. */
+		n = READ_ONCE(migf->disabled) ? -ENODEV :
+			resume_consume(migf, ubuf + done, len - done);
 		if (n < 0) {
 			ret = n;
 			break;
@@ -1010,6 +1035,7 @@ void tern_state_lock(struct tern_vfio_dev *tvdev)
 	bool event;
 
 	mutex_lock(&tvdev->state_mutex);
+	tern_mig_reap_files(tvdev);
 	spin_lock(&tvdev->reset_lock);
 	event = tvdev->pf_event;
 	tvdev->pf_event = false;
@@ -1032,7 +1058,7 @@ again:
 		/* A reset also clears what a PF event left behind. */
 		tvdev->pf_event = false;
 		spin_unlock(&tvdev->reset_lock);
-		tern_mig_release_files(tvdev);
+		tern_mig_kill_files(tvdev);
 		tvdev->tracking = false;
 		tvdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
 		goto again;
