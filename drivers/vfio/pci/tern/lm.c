@@ -937,6 +937,9 @@ static struct file *tern_set_state(struct vfio_device *vdev,
 	    (new == VFIO_DEVICE_STATE_PRE_COPY ||
 	     new == VFIO_DEVICE_STATE_PRE_COPY_P2P))
 		res = ERR_PTR(-EINVAL);
+	/* Only a reset leaves ERROR; vfio core WARNs if asked the way. */
+	if (tvdev->mig_state == VFIO_DEVICE_STATE_ERROR)
+		res = ERR_PTR(-EINVAL);
 	while (!res && tvdev->mig_state != new) {
 		enum vfio_device_mig_state cur = tvdev->mig_state;
 
