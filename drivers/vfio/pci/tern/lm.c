@@ -823,10 +823,19 @@ static struct file *tern_save_start(struct tern_vfio_dev *tvdev, bool precopy)
 	return migf->filp;
 }
 
-/* STOP -> RUNNING_P2P: let a frozen VF go back to quiesced. */
+/*
+ * STOP -> RUNNING_P2P: let a frozen VF go back to quiesced.  If QUIESCE
+ * fails after RESUME the VF runs: it is neither in STOP nor in
+ * RUNNING_P2P, which only ERROR can say.
+ */
 static int tern_thaw(struct tern_vfio_dev *tvdev)
 {
-	return tern_vf_resume(tvdev->vf) ?: tern_vf_quiesce(tvdev->vf);
+	int ret = tern_vf_resume(tvdev->vf);
+
+	if (ret)
+		return ret;
+	ret = tern_vf_quiesce(tvdev->vf);
+	return ret && !tern_err_fatal(ret) ? -EIO : ret;
 }
 
 /* PRE_COPY_P2P -> STOP_COPY: freeze; the next image is the last. */
