@@ -134,7 +134,7 @@ int env_reload_vfio(struct tern_env *e, const char *params)
 	for (i = 0; i < e->nr; i++)
 		env_close_vf(e, i);
 	snprintf(cmd, sizeof(cmd),
-		 "modprobe -r tern_vfio_pci && modprobe tern_vfio_pci %s",
+		 "rmmod tern_vfio_pci && modprobe tern_vfio_pci %s",
 		 params);
 	if (system(cmd))
 		return -EIO;
