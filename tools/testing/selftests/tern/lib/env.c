@@ -81,6 +81,12 @@ static int open_vfs(struct tern_env *e)
 	return 0;
 }
 
+static int open_container(struct tern_env *e)
+{
+	return e->iommufd ? vfio_iommufd_open(&e->c, ENV_DMA_SIZE) :
+			    vfio_container_open(&e->c, ENV_DMA_SIZE);
+}
+
 int env_setup(struct tern_env *e, int nr, bool iommufd)
 {
 	char n[8];
@@ -93,9 +99,8 @@ int env_setup(struct tern_env *e, int nr, bool iommufd)
 	if (pci_find_device(TERN_PCI_VENDOR_ID, TERN_PCI_DEVICE_ID_PF, e->pf,
 			    sizeof(e->pf)))
 		return -ENODEV;
-	/* type1 is a module of its own, loaded with the first container. */
-	if (system("modprobe tern_pf && modprobe tern_vfio_pci && "
-		   "modprobe vfio_iommu_type1"))
+	/* Opening /dev/vfio/vfio does not load the type1 module. */
+	if (system("modprobe tern_pf && modprobe tern_vfio_pci && modprobe vfio_iommu_type1"))
 		return -ENOENT;
 	ret = pci_bind(e->pf, "tern_pf");
 	if (ret)
@@ -107,11 +112,7 @@ int env_setup(struct tern_env *e, int nr, bool iommufd)
 		ret = bind_vfs(e);
 	if (ret)
 		return ret;
-	ret = iommufd ? vfio_iommufd_open(&e->c, ENV_DMA_SIZE) :
-			vfio_container_open(&e->c, ENV_DMA_SIZE);
-	if (ret)
-		return ret;
-	return open_vfs(e);
+	return open_container(e) ?: open_vfs(e);
 }
 
 void env_teardown(struct tern_env *e)
@@ -133,13 +134,15 @@ int env_reload_vfio(struct tern_env *e, const char *params)
 
 	for (i = 0; i < e->nr; i++)
 		env_close_vf(e, i);
+	/* A type1 container loses its IOMMU with its last group. */
+	vfio_container_close(&e->c);
 	snprintf(cmd, sizeof(cmd),
 		 "rmmod tern_vfio_pci && modprobe tern_vfio_pci %s",
 		 params);
 	if (system(cmd))
 		return -EIO;
 	/* The VFs lost their driver with the module. */
-	return bind_vfs(e) ?: open_vfs(e);
+	return bind_vfs(e) ?: open_container(e) ?: open_vfs(e);
 }
 
 void *env_debug_map(struct tern_env *e)

@@ -38,7 +38,10 @@ int env_setup(struct tern_env *e, int nr, bool iommufd);
 void env_teardown(struct tern_env *e);
 int env_open_vf(struct tern_env *e, int i);
 void env_close_vf(struct tern_env *e, int i);
-/* Close the VFs, reload tern_vfio_pci with params, rebind and reopen. */
+/*
+ * Close the VFs, reload tern_vfio_pci with params, rebind and reopen
+ * them in a new container (DMA memory allocated before is gone).
+ */
 int env_reload_vfio(struct tern_env *e, const char *params);
 
 /* The PF's fault injection block (x-debug=on), or NULL. */
