@@ -20,9 +20,9 @@
 #define CREATE_TRACE_POINTS
 #include "trace.h"
 
-unsigned int tern_aq_timeout_ms = 3000;
+unsigned int tern_aq_timeout_ms = 10000;
 module_param_named(aq_timeout_ms, tern_aq_timeout_ms, uint, 0644);
-MODULE_PARM_DESC(aq_timeout_ms, "admin command timeout in ms (default 3000)");
+MODULE_PARM_DESC(aq_timeout_ms, "admin command timeout in ms (default 10000)");
 
 static unsigned int tern_aq_depth = 128;
 module_param_named(aq_depth, tern_aq_depth, uint, 0444);
@@ -30,6 +30,8 @@ MODULE_PARM_DESC(aq_depth, "admin queue ring entries, 64..4096 (default 128)");
 
 /* An abandoned command gets this many timeouts to complete late. */
 #define TERN_AQ_GRACE_TIMEOUTS	4
+/* How often a waiter looks for a completion whose interrupt is late. */
+#define TERN_AQ_POLL_MS		100
 /* Most CPU segments one save or load may bring. */
 #define TERN_AQ_MAX_DATA_SEGS	1024
 
@@ -90,6 +92,8 @@ static int tern_status_errno(u16 status)
 		return tern_statuses[status].err;
 	return -EIO;
 }
+
+static void aq_reap(struct tern_aq *aq);
 
 static struct device *aq_dev(struct tern_aq *aq)
 {
@@ -334,6 +338,28 @@ static void aq_log_result(struct tern_aq *aq, const struct tern_aq_cmd *cmd,
 				    op, vf, status, tern_status_name(status));
 }
 
+/*
+ * Wait for the slot's completion.  Like NVMe's timeout handler, look at
+ * the completion ring ourselves now and then: a completion whose
+ * interrupt went missing must not pass for a dead device.
+ */
+static void tern_aq_wait(struct tern_aq *aq, struct tern_aq_slot *slot,
+			 unsigned long timeout)
+{
+	unsigned long end = jiffies + timeout;
+	unsigned long poll = msecs_to_jiffies(TERN_AQ_POLL_MS);
+
+	while (!wait_for_completion_timeout(&slot->done, poll)) {
+		spin_lock_irq(&aq->lock);
+		aq_reap(aq);
+		if (slot->state == TERN_SLOT_DONE)
+			aq->stats.polled++;
+		spin_unlock_irq(&aq->lock);
+		if (slot->state == TERN_SLOT_DONE || time_after(jiffies, end))
+			break;
+	}
+}
+
 /**
  * tern_aq_exec - run one admin command and wait for it
  * @aq: the queue
@@ -380,7 +406,7 @@ int tern_aq_exec(struct tern_aq *aq, struct tern_aq_cmd *cmd,
 	aq->stats.submitted[cmd->opcode]++;
 	spin_unlock_irq(&aq->lock);
 
-	wait_for_completion_timeout(&slot->done, timeout);
+	tern_aq_wait(aq, slot, timeout);
 
 	spin_lock_irq(&aq->lock);
 	switch (slot->state) {

@@ -35,7 +35,9 @@ static int aq_show(struct seq_file *m, void *unused)
 	seq_printf(m, "timeouts: %llu\n", st.timeouts);
 	seq_printf(m, "late_completions: %llu\n", st.late);
 	seq_printf(m, "stray_completions: %llu\n", st.stray);
+	seq_printf(m, "polled_completions: %llu\n", st.polled);
 	seq_printf(m, "resets: %llu\n", st.resets);
+	seq_printf(m, "dirty_pages_reported: %llu\n", st.dirty_pages);
 	for (op = TERN_OP_IDENTIFY; op <= TERN_OP_DIRTY_STOP; op++)
 		seq_printf(m, "cmd_%s: %llu\n", tern_op_name(op),
 			   st.submitted[op]);

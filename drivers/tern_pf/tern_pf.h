@@ -60,7 +60,9 @@ struct tern_aq_stats {
 	u64 timeouts;
 	u64 late;		/* completions of abandoned commands */
 	u64 stray;		/* completions matching no command */
+	u64 polled;		/* completions found by polling, not the IRQ */
 	u64 resets;
+	u64 dirty_pages;	/* pages DIRTY_REPORT returned */
 	unsigned int inflight;
 	unsigned int max_inflight;
 };

@@ -393,6 +393,9 @@ int tern_vf_dirty_report(struct tern_vf *vf, u64 iova, u64 length,
 		ret = vf_exec(vf, &cmd, &io, &cpl);
 		if (ret)
 			break;
+		spin_lock_irq(&vf->pf->aq.lock);
+		vf->pf->aq.stats.dirty_pages += le64_to_cpu(cpl.result1);
+		spin_unlock_irq(&vf->pf->aq.lock);
 		n = le64_to_cpu(cpl.result0);
 		if (n > max_runs) {
 			ret = -EIO;

@@ -193,6 +193,7 @@ struct tern_aq_cmd {
 		__le64				dw[7];
 	};
 };
+
 #define TERN_AQ_CMD_SIZE		64
 
 struct tern_aq_cpl {
@@ -206,12 +207,13 @@ struct tern_aq_cpl {
 	__le16	rsvd1;
 	__le16	flags;		/* TERN_CPL_F_*, written last */
 };
+
 #define TERN_AQ_CPL_SIZE		32
 #define TERN_CPL_F_PHASE		(1u << 0)
 
 /* result2 bits */
-#define TERN_XFER_MORE			(1u << 0)	/* save: more bytes follow;
-							 * load: more expected */
+/* save: more bytes follow; load: more bytes expected */
+#define TERN_XFER_MORE			(1u << 0)
 #define TERN_LOAD_APPLIED		(1u << 1)	/* load: image applied */
 #define TERN_QUERY_HAS_BASE		(1u << 0)	/* query: result1 valid */
 #define TERN_REPORT_MORE		(1u << 0)	/* report: buffer full */
@@ -222,6 +224,7 @@ struct tern_sg {
 	__le32	len;		/* > 0 */
 	__le32	rsvd;
 };
+
 #define TERN_SG_SIZE			16
 #define TERN_MAX_SG_ENTRIES		256
 
@@ -230,6 +233,7 @@ struct tern_range {
 	__le64	iova;
 	__le64	len;
 };
+
 #define TERN_RANGE_SIZE			16
 
 /* Data returned by TERN_OP_IDENTIFY. */
@@ -258,6 +262,7 @@ struct tern_identify {
 	__le32	rsvd1;
 	__le64	rsvd2[7];
 };
+
 #define TERN_IDENTIFY_SIZE		128
 
 #define TERN_VF_STATE_RUNNING		0
@@ -375,6 +380,7 @@ struct tern_desc {
 	__le64	user;		/* copied into the completion record */
 	__le64	rsvd1[2];
 };
+
 #define TERN_DESC_SIZE			64
 
 /* Descriptor completion status (tern_desc_cpl.status). */
@@ -395,6 +401,7 @@ struct tern_desc_cpl {
 	__le64	user;		/* tern_desc.user */
 	__le64	rsvd1;
 };
+
 #define TERN_DESC_CPL_SIZE		32
 #define TERN_DESC_CPL_ALIGN		32
 
@@ -429,6 +436,7 @@ struct tern_image_hdr {
 	__le64	data_offset;
 	__le64	rsvd[6];
 };
+
 #define TERN_IMAGE_HDR_SIZE		128
 
 struct tern_image_queue {
@@ -444,6 +452,7 @@ struct tern_image_queue {
 	__le64	cnt_bytes;
 	__le64	rsvd;
 };
+
 #define TERN_IMAGE_QUEUE_SIZE		64
 
 struct tern_image_regs {
@@ -452,6 +461,7 @@ struct tern_image_regs {
 	__le64	cnt_bytes;
 	__le64	rsvd[6];
 };
+
 #define TERN_IMAGE_REGS_SIZE		320
 
 /* ---------------------------------------------------------------------

@@ -35,6 +35,7 @@ struct tern_stream_hdr {
 	__le32	rsvd2;
 	__le32	crc;		/* CRC32C of the header with crc = 0 */
 };
+
 #define TERN_STREAM_HDR_SIZE		72
 
 /* Record types; bit 15 of the type set means "optional". */
@@ -57,6 +58,7 @@ struct tern_stream_rec {
 	__le32	seq;		/* 0 for the first record, then +1 */
 	__le32	crc;		/* CRC32C of the payload */
 };
+
 #define TERN_STREAM_REC_SIZE		24
 
 /* Payload of the END record. */
@@ -65,6 +67,7 @@ struct tern_stream_end {
 	__le32	nr_images;	/* device images carried */
 	__le64	image_bytes;	/* bytes of those images */
 };
+
 #define TERN_STREAM_END_SIZE		16
 
 #endif /* TERN_STREAM_H */

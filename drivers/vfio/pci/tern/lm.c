@@ -928,6 +928,20 @@ static struct file *tern_step(struct tern_vfio_dev *tvdev,
 	return ERR_PTR(-EINVAL);
 }
 
+/* Bytes moved so far through the open data fd, for the tracepoint. */
+static u64 tern_stream_pos(struct tern_vfio_dev *tvdev)
+{
+	struct tern_mig_file *migf = tvdev->saving ?: tvdev->resuming;
+	u64 pos;
+
+	if (!migf)
+		return 0;
+	mutex_lock(&migf->lock);
+	pos = migf->pos;
+	mutex_unlock(&migf->lock);
+	return pos;
+}
+
 static struct file *tern_set_state(struct vfio_device *vdev,
 				   enum vfio_device_mig_state new)
 {
@@ -951,6 +965,7 @@ static struct file *tern_set_state(struct vfio_device *vdev,
 		res = ERR_PTR(-EINVAL);
 	while (!res && tvdev->mig_state != new) {
 		enum vfio_device_mig_state cur = tvdev->mig_state;
+		u64 bytes = tern_stream_pos(tvdev);
 
 		ret = vfio_mig_get_next_state(vdev, cur, new, &next);
 		if (ret) {
@@ -959,9 +974,7 @@ static struct file *tern_set_state(struct vfio_device *vdev,
 		}
 		res = tern_step(tvdev, next);
 		ret = PTR_ERR_OR_ZERO(res);
-		trace_tern_vfio_arc(tvdev->core.pdev, cur, next, ret,
-				    tvdev->saving ? tvdev->saving->pos :
-				    tvdev->resuming ? tvdev->resuming->pos : 0);
+		trace_tern_vfio_arc(tvdev->core.pdev, cur, next, ret, bytes);
 		if (ret) {
 			/* A VF in an unknown state is in ERROR. */
 			if (tern_err_fatal(ret)) {

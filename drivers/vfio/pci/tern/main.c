@@ -89,6 +89,21 @@ static void tern_vfio_release_dev(struct vfio_device *vdev)
 	vfio_pci_core_release_dev(vdev);
 }
 
+/* States in which the VF is quiesced or frozen. */
+static bool tern_vf_suspended(enum vfio_device_mig_state state)
+{
+	switch (state) {
+	case VFIO_DEVICE_STATE_RUNNING_P2P:
+	case VFIO_DEVICE_STATE_PRE_COPY_P2P:
+	case VFIO_DEVICE_STATE_STOP:
+	case VFIO_DEVICE_STATE_STOP_COPY:
+	case VFIO_DEVICE_STATE_RESUMING:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static int tern_vfio_open_device(struct vfio_device *vdev)
 {
 	struct tern_vfio_dev *tvdev = to_tvdev(vdev);
@@ -132,8 +147,7 @@ static void tern_vfio_close_device(struct vfio_device *vdev)
 			tern_vf_dirty_stop(tvdev->vf);
 		tvdev->tracking = false;
 		/* Leave the VF running for its next user. */
-		if (tvdev->mig_state != VFIO_DEVICE_STATE_RUNNING &&
-		    tvdev->mig_state != VFIO_DEVICE_STATE_ERROR)
+		if (tern_vf_suspended(tvdev->mig_state))
 			tern_vf_resume(tvdev->vf);
 		tvdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
 		tern_vf_put(tvdev->vf);

@@ -22,7 +22,8 @@
 #include "lib/vfio_util.h"
 
 #define NUM_VFS		2
-#define DMA_SIZE	(96ul << 20)
+/* DMA memory: three full images plus rings and buffers */
+#define DMA_EXTRA	(32ul << 20)
 #define VF_TOKEN	"a1b2c3d4-0000-4000-8000-00000000e7e5"
 #define TIMEOUT_MS	5000
 #define PAGE		4096ul
@@ -49,6 +50,12 @@ FIXTURE(dev) {
 	size_t dbg_size;
 };
 
+static uint64_t image_size(uint64_t pages)
+{
+	return TERN_IMAGE_HDR_SIZE + TERN_IMAGE_REGS_SIZE +
+	       ((pages * 4 + 7) & ~7ul) + pages * PAGE;
+}
+
 static void set_master(struct vfio_dev *d)
 {
 	uint16_t cmd;
@@ -70,8 +77,34 @@ static int write_str(const char *path, const char *s)
 	return ret;
 }
 
+/*
+ * Each VF's device memory size, from the PF's SR-IOV resource for VF BAR2
+ * (TotalVFs times the VF BAR size) before any VF exists.
+ */
+static uint64_t vf_devmem_size(const char *pf)
+{
+	char buf[2048], total[16], *line = buf;
+	unsigned long long start, end;
+	int i;
+
+	if (pci_sysfs_read(pf, "resource", buf, sizeof(buf)) ||
+	    pci_sysfs_read(pf, "sriov_totalvfs", total, sizeof(total)))
+		return TERN_DEVMEM_DEFAULT_SIZE;
+	for (i = 0; i < 7 + TERN_VF_BAR_DEVMEM && line; i++) {
+		line = strchr(line, '\n');
+		if (line)
+			line++;
+	}
+	if (!line || sscanf(line, "%llx %llx", &start, &end) != 2 || !end ||
+	    !atoi(total))
+		return TERN_DEVMEM_DEFAULT_SIZE;
+	return (end - start + 1) / atoi(total);
+}
+
 FIXTURE_SETUP(dev)
 {
+	uint64_t dma_size;
+
 	char path[256], n[8];
 	int i, fd;
 
@@ -81,12 +114,20 @@ FIXTURE_SETUP(dev)
 		SKIP(return, "no tern PF");
 	if (access("/sys/module/vfio_pci", F_OK))
 		ASSERT_EQ(0, system("modprobe vfio-pci enable_sriov=1"));
+	/* The type1 backend of /dev/vfio/vfio is not loaded on demand. */
+	if (access("/sys/module/vfio_iommu_type1", F_OK))
+		ASSERT_EQ(0, system("modprobe vfio_iommu_type1"));
 	ASSERT_EQ(0, write_str("/sys/module/vfio_pci/parameters/enable_sriov",
 			       "Y"));
+	/* Whatever driver had the PF, start from a PF without VFs. */
+	pci_sysfs_write(self->pf_bdf, "sriov_numvfs", "0");
 	ASSERT_EQ(0, pci_bind(self->pf_bdf, "vfio-pci"));
 	pci_sysfs_write(self->pf_bdf, "sriov_numvfs", "0");
 
-	ASSERT_EQ(0, vfio_container_open(&self->c, DMA_SIZE));
+	dma_size = 3 * image_size(vf_devmem_size(self->pf_bdf) / PAGE) +
+		   DMA_EXTRA;
+	dma_size = (dma_size + DMA_EXTRA - 1) & ~(DMA_EXTRA - 1);
+	ASSERT_EQ(0, vfio_container_open(&self->c, dma_size));
 	ASSERT_EQ(0, vfio_dev_open(&self->c, self->pf_bdf, NULL, &self->pf));
 	ASSERT_EQ(0, vfio_set_vf_token(&self->pf, VF_TOKEN));
 	set_master(&self->pf);
@@ -192,11 +233,6 @@ static int vf_state(struct tern_aq *aq, struct vfio_container *c, int vf,
 	return le16toh(id.vf_state);
 }
 
-static uint64_t image_size(uint64_t pages)
-{
-	return TERN_IMAGE_HDR_SIZE + TERN_IMAGE_REGS_SIZE +
-	       ((pages * 4 + 7) & ~7ul) + pages * PAGE;
-}
 
 /* Everything of the VF's BAR0 that the image carries. */
 struct vf_regs {
@@ -223,7 +259,7 @@ static void fix_crc(void *img, size_t size)
 	h->crc = htole32(tern_crc32c(~0u, img, size) ^ ~0u);
 }
 
-TEST_F(dev, identify)
+TEST_F_TIMEOUT(dev, identify, 120)
 {
 	struct tern_identify id;
 	struct tern_aq_cmd cmd = { .opcode = 0x7f };
@@ -262,7 +298,7 @@ TEST_F(dev, identify)
 		  tern_cmd_simple(&self->aq, TERN_OP_QUIESCE, 63));
 }
 
-TEST_F(dev, engine)
+TEST_F_TIMEOUT(dev, engine, 120)
 {
 	struct tern_vfq vq;
 	struct tern_desc_cpl *cpl;
@@ -372,7 +408,7 @@ TEST_F(dev, engine)
 	close(efd);
 }
 
-TEST_F(dev, suspend)
+TEST_F_TIMEOUT(dev, suspend, 120)
 {
 	struct tern_vfq vq;
 	struct tern_desc_cpl *cpl;
@@ -451,7 +487,7 @@ TEST_F(dev, suspend)
  * final increment after freeze with descriptors still pending, and
  * restore into VF 1, which must continue exactly.
  */
-TEST_F(dev, save_load)
+TEST_F_TIMEOUT(dev, save_load, 600)
 {
 	size_t max = image_size(self->devmem_size / PAGE), sz0, sz1, sz2;
 	uint8_t *img0, *img1, *img2, *src, *out;
@@ -587,7 +623,7 @@ TEST_F(dev, save_load)
 					      max, max, &sz1));
 }
 
-TEST_F(dev, bad_images)
+TEST_F_TIMEOUT(dev, bad_images, 600)
 {
 	size_t max = image_size(self->devmem_size / PAGE), sz0, sz1;
 	uint8_t *img, *bad, *incr, *before;
@@ -705,7 +741,7 @@ static int dirty_has(struct tern_range *runs, uint32_t nr, uint64_t iova,
 	return 0;
 }
 
-TEST_F(dev, dirty)
+TEST_F_TIMEOUT(dev, dirty, 120)
 {
 	struct tern_vfq vq;
 	struct tern_range ranges[2], runs[64];
@@ -847,7 +883,7 @@ TEST_F(dev, dirty)
 }
 
 /* 48 commands in flight at once; completions come back out of order. */
-TEST_F(dev, inflight)
+TEST_F_TIMEOUT(dev, inflight, 120)
 {
 	struct tern_aq_cmd cmd;
 	struct tern_aq_cpl cpl;
@@ -897,7 +933,7 @@ TEST_F(dev, inflight)
 	(void)buf;
 }
 
-TEST_F(dev, aq_errors)
+TEST_F_TIMEOUT(dev, aq_errors, 120)
 {
 	void *r = self->aq.regs;
 
@@ -929,7 +965,7 @@ TEST_F(dev, aq_errors)
 }
 
 /* VF FLR resets functional state, suspension and tracking. */
-TEST_F(dev, vf_flr)
+TEST_F_TIMEOUT(dev, vf_flr, 120)
 {
 	struct tern_vfq vq;
 	struct tern_range r = { self->c.dma_iova, 1 << 20 };
@@ -959,7 +995,7 @@ TEST_F(dev, vf_flr)
 			SKIP(return, "no debug BAR (x-debug=off)");	\
 	} while (0)
 
-TEST_F(dev, fault_fail_cmd)
+TEST_F_TIMEOUT(dev, fault_fail_cmd, 120)
 {
 	uint32_t fired;
 
@@ -984,7 +1020,7 @@ TEST_F(dev, fault_fail_cmd)
 		  tern_cmd_simple(&self->aq, TERN_OP_QUIESCE, 1));
 }
 
-TEST_F(dev, fault_late_completion)
+TEST_F_TIMEOUT(dev, fault_late_completion, 120)
 {
 	struct tern_aq_cmd a = { .opcode = TERN_OP_RESUME, .vf = 0 };
 	struct tern_aq_cmd b = { .opcode = TERN_OP_QUERY_SIZE, .vf = 0 };
@@ -1014,7 +1050,7 @@ TEST_F(dev, fault_late_completion)
 		  vf_state(&self->aq, &self->c, 0, NULL));
 }
 
-TEST_F(dev, fault_dma)
+TEST_F_TIMEOUT(dev, fault_dma, 120)
 {
 	struct tern_vfq vq;
 	struct tern_desc_cpl *cpl;
@@ -1039,7 +1075,7 @@ TEST_F(dev, fault_dma)
 	EXPECT_EQ(1u, tern_q_reg(&vq, TERN_Q_CNT_DESC_LO));
 }
 
-TEST_F(dev, fault_corrupt_save)
+TEST_F_TIMEOUT(dev, fault_corrupt_save, 600)
 {
 	size_t max = image_size(self->devmem_size / PAGE), sz;
 	uint8_t *img = vfio_dma_alloc(&self->c, max, PAGE, NULL);

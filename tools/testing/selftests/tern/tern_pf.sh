@@ -90,9 +90,12 @@ client() {
 }
 
 echo 8 > "$dev/sriov_numvfs"
-echo 1000 > /sys/module/tern_pf/parameters/aq_timeout_ms
-modprobe tern_pf_test
-client run 20
+modprobe tern_pf_test timeout_ms=2000
+client run 15
+# Short timeouts for the fault tests, long enough for a loaded TCG host.
+echo 2000 > /sys/module/tern_pf/parameters/aq_timeout_ms
+client faults 3
+echo 10000 > /sys/module/tern_pf/parameters/aq_timeout_ms
 echo "# $(tr '\n' ' ' < "$dbg/aq")"
 [ "$(stat max_inflight)" -gt 1 ]
 ok $? "more than one command was in flight at once ($(stat max_inflight))"
@@ -114,7 +117,6 @@ ok $? "the PF is unbound"
 take_pf
 ok $? "the PF binds again"
 rmmod tern_pf_test
-echo 3000 > /sys/module/tern_pf/parameters/aq_timeout_ms
 
 echo "1..$n"
 exit $failed

@@ -3,9 +3,10 @@
  * Test client of the tern PF driver's VF API (<linux/tern_pf.h>).
  *
  * Reading /sys/kernel/debug/tern_pf_test/run runs the tests against the
- * tern PF and its enabled VFs and returns TAP; reading .../unbind runs the
- * one that unbinds the PF under a held handle.  Fault injection tests
- * need the PF's debug BAR (x-debug=on) and tern_pf.aq_timeout_ms=1000.
+ * tern PF and its enabled VFs and returns TAP; .../faults runs the fault
+ * injection tests, which need the PF's debug BAR (x-debug=on) and
+ * tern_pf.aq_timeout_ms set to this module's timeout_ms; .../unbind runs
+ * the one that unbinds the PF under a held handle.
  * tern_pf.sh drives this and checks the PF driver's debugfs counters.
  */
 
@@ -26,6 +27,10 @@
 #define TEST_CHUNK_PAGES	64
 #define TEST_THREADS_PER_VF	4
 #define TEST_ROUNDS		100
+
+static unsigned int timeout_ms = 2000;
+module_param(timeout_ms, uint, 0444);
+MODULE_PARM_DESC(timeout_ms, "tern_pf.aq_timeout_ms set for the fault tests");
 
 struct holder {
 	struct tern_vf *vf;
@@ -388,12 +393,12 @@ static void test_faults(struct ctx *c)
 	ret = tern_vf_query_size(h.vf, &full, &incr);
 	report(c, !ret, "the next command succeeds", ret);
 
-	/* The caller sets tern_pf.aq_timeout_ms to 1000. */
-	writel(2500, c->dbg + TERN_DBG_REG_DELAY_MS);
+	/* tern_pf.aq_timeout_ms is timeout_ms: complete 1.5 times later. */
+	writel(timeout_ms * 5 / 2, c->dbg + TERN_DBG_REG_DELAY_MS);
 	dbg_arm(c, TERN_DBG_REG_DELAY_CMD, TERN_OP_IDENTIFY);
 	ret = tern_vf_identify(h.vf, &info);
 	report(c, ret == -ETIMEDOUT, "a late command times out", ret);
-	msleep(3000);
+	msleep(timeout_ms * 2);
 	ret = tern_vf_identify(h.vf, &info);
 	report(c, !ret, "after its late completion the queue works", ret);
 
@@ -404,7 +409,7 @@ static void test_faults(struct ctx *c)
 	ret = tern_vf_query_size(h.vf, &full, &incr);
 	report(c, !ret, "other commands go on meanwhile", ret);
 	/* The watchdog resets the queue after 4 timeouts. */
-	msleep(7000);
+	msleep(timeout_ms * 7);
 	ret = tern_vf_identify(h.vf, &info);
 	report(c, !ret, "after the queue reset commands work", ret);
 
@@ -472,14 +477,24 @@ static int run_show(struct seq_file *m, void *unused)
 
 	if (!ctx_init(&c, m))
 		return 0;
-	if (pci_resource_len(c.pf, TERN_PF_BAR_DEBUG))
-		c.dbg = pci_iomap(c.pf, TERN_PF_BAR_DEBUG, 0);
 	test_handles(&c);
 	test_identify(&c);
 	test_suspend(&c);
 	test_save_load(&c);
 	test_dirty(&c);
 	test_concurrency(&c);
+	ctx_fini(&c);
+	return 0;
+}
+
+static int faults_show(struct seq_file *m, void *unused)
+{
+	struct ctx c;
+
+	if (!ctx_init(&c, m))
+		return 0;
+	if (pci_resource_len(c.pf, TERN_PF_BAR_DEBUG))
+		c.dbg = pci_iomap(c.pf, TERN_PF_BAR_DEBUG, 0);
 	test_faults(&c);
 	if (c.dbg)
 		pci_iounmap(c.pf, c.dbg);
@@ -504,6 +519,11 @@ static int run_open(struct inode *inode, struct file *file)
 	return single_open_size(file, run_show, NULL, SZ_64K);
 }
 
+static int faults_open(struct inode *inode, struct file *file)
+{
+	return single_open_size(file, faults_show, NULL, SZ_64K);
+}
+
 static int unbind_open(struct inode *inode, struct file *file)
 {
 	return single_open_size(file, unbind_show, NULL, SZ_64K);
@@ -512,6 +532,14 @@ static int unbind_open(struct inode *inode, struct file *file)
 static const struct file_operations run_fops = {
 	.owner = THIS_MODULE,
 	.open = run_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = single_release,
+};
+
+static const struct file_operations faults_fops = {
+	.owner = THIS_MODULE,
+	.open = faults_open,
 	.read = seq_read,
 	.llseek = seq_lseek,
 	.release = single_release,
@@ -531,6 +559,8 @@ static int __init tern_pf_test_init(void)
 {
 	tern_pf_test_dir = debugfs_create_dir("tern_pf_test", NULL);
 	debugfs_create_file("run", 0400, tern_pf_test_dir, NULL, &run_fops);
+	debugfs_create_file("faults", 0400, tern_pf_test_dir, NULL,
+			    &faults_fops);
 	debugfs_create_file("unbind", 0400, tern_pf_test_dir, NULL,
 			    &unbind_fops);
 	return 0;

@@ -1,0 +1,916 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * End to end: QEMU live-migrates an L2 VM whose tern VF keeps doing DMA.
+ *
+ * Two QEMU processes run inside the test VM, each with one VF bound to
+ * tern_vfio_pci and assigned with -device vfio-pci.  L2 needs no
+ * operating system: its firmware only halts and this program, through
+ * QEMU's qtest socket, is the guest driver (PCI config, BARs, rings and
+ * buffers in L2 RAM, doorbells), and through QMP the management layer.
+ *
+ * While the migration pre-copies, the VF keeps filling L2 RAM; after it,
+ * every byte the VF wrote must be on the destination, which only holds
+ * if the VF reported its dirty pages.  With --demo one migration runs
+ * and a summary is printed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "kselftest.h"
+#include "lib/tern_util.h"
+#include "lib/vfio_util.h"
+
+#define DIR		"/tmp/tern-e2e"
+#define QEMU		"qemu-system-x86_64"
+#define FIRMWARE	"/opt/tern/qemu/halt.bin"
+
+/* L2's guest-physical layout: RAM below 128 MiB, the VF's BARs above. */
+#define RING_GPA	0x100000ull
+#define RING_SIZE	256u
+#define CPL_GPA		0x200000ull
+#define BUF_GPA		0x400000ull
+#define NR_BUFS		128u
+#define BUF_SIZE	8192u
+#define BAR0_GPA	0xe0000000ull
+#define BAR2_GPA	0xd0000000ull
+#define BAR4_GPA	0xe0001000ull
+#define VF_SLOT		5
+#define DEV_SLOTS	64u
+#define ROUND		8u	/* descriptors per doorbell */
+
+/* ------------------------------------------------------------------
+ * Sockets: line I/O with a deadline
+ */
+
+static int listen_unix(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	unlink(path);
+	if (fd < 0 || bind(fd, (void *)&sa, sizeof(sa)) || listen(fd, 1))
+		ksft_exit_fail_msg("listen %s: %s\n", path, strerror(errno));
+	return fd;
+}
+
+static int accept_timeout(int lfd, int seconds)
+{
+	struct timeval tv = { .tv_sec = seconds };
+	int fd;
+
+	setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0) {
+		tv.tv_sec = 120;
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	}
+	close(lfd);
+	return fd;
+}
+
+struct conn {
+	int fd;
+	char buf[1 << 20];
+	size_t len;
+};
+
+/* The next line, without its newline; NULL on EOF or timeout. */
+static char *conn_line(struct conn *c)
+{
+	static char line[sizeof(((struct conn *)0)->buf)];
+
+	for (;;) {
+		char *nl = memchr(c->buf, '\n', c->len);
+		ssize_t n;
+
+		if (nl) {
+			size_t l = nl - c->buf;
+
+			memcpy(line, c->buf, l);
+			line[l] = 0;
+			if (l && line[l - 1] == '\r')
+				line[l - 1] = 0;
+			memmove(c->buf, nl + 1, c->len - l - 1);
+			c->len -= l + 1;
+			return line;
+		}
+		if (c->len == sizeof(c->buf))
+			return NULL;
+		n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+		if (n <= 0)
+			return NULL;
+		c->len += n;
+	}
+}
+
+static void conn_send(struct conn *c, const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (write(c->fd, cmd, n) != n)
+		ksft_exit_fail_msg("write: %s\n", strerror(errno));
+}
+
+/* ------------------------------------------------------------------
+ * An L2 VM: QEMU with one VF, its qtest and QMP sockets
+ */
+
+static pid_t qemu_pids[2];
+
+/* Where each QEMU thread sleeps in the kernel, and its log's tail. */
+static void dump_qemu(pid_t pid, const char *name)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd),
+		 "for t in /proc/%d/task/*; do echo \"# thread $(cat $t/comm):\"; "
+		 "sed 's/^/#   /' $t/stack; done; tail -n 30 %s/%s.log | "
+		 "cut -c1-200 | sed 's/^/# %s: /'", pid, DIR, name, name);
+	if (system(cmd))
+		ksft_print_msg("cannot inspect QEMU %d\n", pid);
+}
+
+static void __attribute__((noreturn)) die(const char *fmt, ...)
+{
+	va_list ap;
+	int i;
+
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	for (i = 0; i < 2; i++) {
+		if (qemu_pids[i] > 0) {
+			dump_qemu(qemu_pids[i], i ? "dst" : "src");
+			kill(qemu_pids[i], SIGKILL);
+		}
+	}
+	ksft_exit_fail();
+}
+
+struct vm {
+	const char *name;
+	char vf[32];
+	pid_t pid;
+	struct conn qt;
+	struct conn qmp;
+	char events[512];	/* VFIO_MIGRATION states, comma separated */
+};
+
+static void vm_start(struct vm *vm, const char *name, const char *vf,
+		     bool incoming)
+{
+	char qt_path[128], qmp_path[128], dev[256], log[128];
+	int qt_l, qmp_l;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->name = name;
+	snprintf(vm->vf, sizeof(vm->vf), "%s", vf);
+	snprintf(qt_path, sizeof(qt_path), DIR "/%s.qtest", name);
+	snprintf(qmp_path, sizeof(qmp_path), DIR "/%s.qmp", name);
+	snprintf(log, sizeof(log), DIR "/%s.log", name);
+	snprintf(dev, sizeof(dev),
+		 "vfio-pci,host=%s,id=tvf,addr=%d.0,rombar=0,migration-events=on",
+		 vf, VF_SLOT);
+	qt_l = listen_unix(qt_path);
+	qmp_l = listen_unix(qmp_path);
+
+	vm->pid = fork();
+	if (!vm->pid) {
+		char qt_arg[160], qmp_arg[160];
+		char *argv[] = {
+			QEMU, "-nodefaults", "-no-user-config", "-display",
+			"none", "-machine", "q35", "-accel", "qtest", "-m",
+			"128M", "-bios", FIRMWARE, "-qtest", qt_arg,
+			"-qtest-log", "none", "-chardev",
+			qmp_arg, "-mon", "chardev=qmp,mode=control", "-device",
+			dev, "-incoming", "defer", NULL
+		};
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		snprintf(qt_arg, sizeof(qt_arg), "unix:%s", qt_path);
+		snprintf(qmp_arg, sizeof(qmp_arg),
+			 "socket,path=%s,id=qmp", qmp_path);
+		/* A source VM ends its arguments before -incoming. */
+		if (!incoming)
+			argv[23] = NULL;
+		execvp(QEMU, argv);
+		_exit(127);
+	}
+	qemu_pids[incoming] = vm->pid;
+	vm->qt.fd = accept_timeout(qt_l, 60);
+	vm->qmp.fd = accept_timeout(qmp_l, 60);
+	if (vm->qt.fd < 0 || vm->qmp.fd < 0)
+		die("%s: QEMU did not connect (see %s)\n", name, log);
+}
+
+static void vm_stop(struct vm *vm)
+{
+	if (vm->pid <= 0)
+		return;
+	kill(vm->pid, SIGTERM);
+	waitpid(vm->pid, NULL, 0);
+	if (qemu_pids[0] == vm->pid)
+		qemu_pids[0] = 0;
+	if (qemu_pids[1] == vm->pid)
+		qemu_pids[1] = 0;
+	close(vm->qt.fd);
+	close(vm->qmp.fd);
+	vm->pid = 0;
+}
+
+/* qtest: one command, its "OK ..." answer (IRQ notices skipped). */
+static char *qt(struct vm *vm, const char *fmt, ...)
+{
+	char cmd[1 << 16];
+	va_list ap;
+	char *line;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	conn_send(&vm->qt, "%s\n", cmd);
+	while ((line = conn_line(&vm->qt))) {
+		if (!strncmp(line, "IRQ", 3))
+			continue;
+		if (strncmp(line, "OK", 2))
+			die("%s: qtest '%.40s': %s\n", vm->name, cmd, line);
+		return line + 2;
+	}
+	die("%s: qtest '%.40s': no answer\n", vm->name, cmd);
+}
+
+static uint32_t readl(struct vm *vm, uint64_t a)
+{
+	return strtoul(qt(vm, "readl 0x%llx", (unsigned long long)a), NULL, 0);
+}
+
+static void writel(struct vm *vm, uint64_t a, uint32_t v)
+{
+	qt(vm, "writel 0x%llx 0x%x", (unsigned long long)a, v);
+}
+
+static void mem_write(struct vm *vm, uint64_t a, const void *data, size_t n)
+{
+	static char hex[2 * 16384 + 1];
+	const uint8_t *p = data;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		sprintf(hex + 2 * i, "%02x", p[i]);
+	qt(vm, "write 0x%llx 0x%zx 0x%s", (unsigned long long)a, n, hex);
+}
+
+static void mem_read(struct vm *vm, uint64_t a, void *data, size_t n)
+{
+	const char *hex = qt(vm, "read 0x%llx 0x%zx", (unsigned long long)a, n);
+	uint8_t *p = data;
+	size_t i;
+
+	hex += strspn(hex, " ");
+	if (strncmp(hex, "0x", 2) || strlen(hex) < 2 + 2 * n)
+		die("%s: short qtest read\n", vm->name);
+	for (i = 0; i < n; i++) {
+		unsigned int b;
+
+		sscanf(hex + 2 + 2 * i, "%2x", &b);
+		p[i] = b;
+	}
+}
+
+static void cfg_write(struct vm *vm, unsigned int reg, uint32_t v)
+{
+	qt(vm, "outl 0xcf8 0x%x", 0x80000000u | VF_SLOT << 11 | reg);
+	qt(vm, "outl 0xcfc 0x%x", v);
+}
+
+/* QMP: one command; its "return" line (events on the way are noted). */
+static char *qmp(struct vm *vm, const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+	char *line;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (*cmd)
+		conn_send(&vm->qmp, "%s\n", cmd);
+	while ((line = conn_line(&vm->qmp))) {
+		char *st = strstr(line, "\"device-state\": \"");
+
+		if (strstr(line, "\"VFIO_MIGRATION\"") && st) {
+			st += strlen("\"device-state\": \"");
+			*strchr(st, '"') = 0;
+			if (*vm->events)
+				strcat(vm->events, ",");
+			strncat(vm->events, st, sizeof(vm->events) -
+				strlen(vm->events) - 1);
+			continue;
+		}
+		if (strstr(line, "\"event\"") || strstr(line, "\"QMP\""))
+			continue;
+		if (strstr(line, "\"error\""))
+			ksft_print_msg("%s: QMP %s -> %s\n", vm->name, cmd, line);
+		return line;
+	}
+	die("%s: QMP '%.60s': no answer\n", vm->name, cmd);
+}
+
+static void qmp_init(struct vm *vm)
+{
+	char *line = conn_line(&vm->qmp);
+
+	if (!line || !strstr(line, "\"QMP\""))
+		die("%s: no QMP greeting\n", vm->name);
+	qmp(vm, "{\"execute\": \"qmp_capabilities\"}");
+}
+
+/* A number after "key": in a QMP answer, or 0. */
+static unsigned long long json_num(const char *line, const char *key)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	p = strstr(line, pat);
+	return p ? strtoull(p + strlen(pat), NULL, 10) : 0;
+}
+
+static void json_str(const char *line, const char *key, char *out, size_t n)
+{
+	char pat[64];
+	const char *p;
+
+	snprintf(pat, sizeof(pat), "\"%s\": \"", key);
+	p = strstr(line, pat);
+	*out = 0;
+	if (p)
+		snprintf(out, n, "%.*s", (int)strcspn(p + strlen(pat), "\""),
+			 p + strlen(pat));
+}
+
+/* ------------------------------------------------------------------
+ * The guest driver: one queue of FILL and TO_DEV descriptors
+ */
+
+struct guest {
+	uint32_t tail;
+	uint64_t seq;
+	uint64_t buf_pat[NR_BUFS];	/* what each buffer must hold */
+	uint64_t dev_pat[DEV_SLOTS];	/* what each devmem slot must hold */
+	uint64_t submitted;
+	uint32_t lost_doorbells;
+};
+
+static uint64_t pattern(uint64_t seq)
+{
+	return (seq << 32) | (uint32_t)~seq;
+}
+
+static void guest_setup(struct vm *vm, struct guest *g)
+{
+	unsigned int q = TERN_VF_REG_Q(0);
+
+	memset(g, 0, sizeof(*g));
+	cfg_write(vm, 0x10, (uint32_t)BAR0_GPA);
+	cfg_write(vm, 0x14, BAR0_GPA >> 32);
+	cfg_write(vm, 0x18, (uint32_t)BAR2_GPA);
+	cfg_write(vm, 0x1c, BAR2_GPA >> 32);
+	cfg_write(vm, 0x20, (uint32_t)BAR4_GPA);
+	cfg_write(vm, 0x24, BAR4_GPA >> 32);
+	cfg_write(vm, 0x04, 0x6);	/* memory space, bus master */
+	if (readl(vm, BAR0_GPA + TERN_VF_REG_MAGIC) != TERN_VF_MAGIC)
+		die("%s: the VF's BAR does not answer\n", vm->name);
+	qt(vm, "memset 0x%llx 0x%x 0", RING_GPA,
+	   RING_SIZE * (unsigned int)sizeof(struct tern_desc));
+	writel(vm, BAR0_GPA + q + TERN_Q_BASE_LO, RING_GPA);
+	writel(vm, BAR0_GPA + q + TERN_Q_BASE_HI, 0);
+	writel(vm, BAR0_GPA + q + TERN_Q_SIZE, RING_SIZE);
+	writel(vm, BAR0_GPA + q + TERN_Q_CTRL, TERN_Q_CTRL_ENABLE);
+}
+
+static uint32_t guest_head(struct vm *vm)
+{
+	return readl(vm, BAR0_GPA + TERN_VF_REG_Q(0) + TERN_Q_HEAD);
+}
+
+static void guest_add(struct vm *vm, struct guest *g, uint8_t op,
+		      uint64_t src, uint64_t dst, uint64_t pat)
+{
+	struct tern_desc d = {
+		.opcode = op,
+		.len = htole32(BUF_SIZE),
+		.src = htole64(src),
+		.dst = htole64(dst),
+		.pattern = htole64(pat),
+		.cpl_addr = htole64(CPL_GPA + g->tail * 32ull),
+		.user = htole64(g->seq),
+	};
+
+	mem_write(vm, RING_GPA + g->tail * sizeof(d), &d, sizeof(d));
+	g->tail = (g->tail + 1) % RING_SIZE;
+	g->submitted++;
+}
+
+/*
+ * One round: ROUND descriptors and a doorbell.  Returns false when the
+ * ring is full (the VF is stopped, or slow).
+ */
+static bool guest_round(struct vm *vm, struct guest *g)
+{
+	uint32_t head = guest_head(vm);
+	uint32_t used = (g->tail - head + RING_SIZE) % RING_SIZE;
+	unsigned int i;
+
+	if (used + ROUND >= RING_SIZE - 1)
+		return false;
+	for (i = 0; i < ROUND; i++, g->seq++) {
+		unsigned int b = g->seq % NR_BUFS;
+
+		if (g->seq % 4 == 3) {
+			unsigned int s = (g->seq / 4) % DEV_SLOTS;
+
+			guest_add(vm, g, TERN_DESC_TO_DEV, BUF_GPA + b * BUF_SIZE,
+				  s * BUF_SIZE, 0);
+			g->dev_pat[s] = g->buf_pat[b];
+		} else {
+			guest_add(vm, g, TERN_DESC_FILL, 0,
+				  BUF_GPA + b * BUF_SIZE, pattern(g->seq));
+			g->buf_pat[b] = pattern(g->seq);
+		}
+	}
+	writel(vm, BAR0_GPA + TERN_VF_REG_Q(0) + TERN_Q_TAIL, g->tail);
+	return true;
+}
+
+static bool wait_idle(struct vm *vm, struct guest *g)
+{
+	int i;
+
+	for (i = 0; i < 3000; i++) {
+		if (guest_head(vm) == g->tail)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+static bool block_holds(const uint8_t *p, uint64_t pat)
+{
+	uint64_t le = htole64(pat), v;
+	unsigned int i;
+
+	for (i = 0; i < BUF_SIZE; i += 8) {
+		memcpy(&v, p + i, 8);
+		if (v != le)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * After a migration, on the destination: a doorbell the test rang after
+ * the source VM stopped never reached the VF (a real guest's vCPU would
+ * ring it on the destination), so ring it there; then every buffer and
+ * every device memory slot must hold what the guest last put there.
+ */
+static bool guest_verify(struct vm *vm, struct guest *g)
+{
+	static uint8_t blk[BUF_SIZE];
+	unsigned int i, bad = 0;
+	uint32_t tail;
+
+	tail = readl(vm, BAR0_GPA + TERN_VF_REG_Q(0) + TERN_Q_TAIL);
+	if (tail != g->tail) {
+		g->lost_doorbells++;
+		writel(vm, BAR0_GPA + TERN_VF_REG_Q(0) + TERN_Q_TAIL, g->tail);
+	}
+	if (!wait_idle(vm, g)) {
+		ksft_print_msg("%s: queue not idle: head %u tail %u\n",
+			       vm->name, guest_head(vm), g->tail);
+		return false;
+	}
+	for (i = 0; i < NR_BUFS && i < g->seq; i++) {
+		mem_read(vm, BUF_GPA + i * BUF_SIZE, blk, BUF_SIZE);
+		if (!block_holds(blk, g->buf_pat[i]) && bad++ < 5)
+			ksft_print_msg("%s: buffer %u is wrong\n", vm->name, i);
+	}
+	for (i = 0; i < DEV_SLOTS && i * 4 + 3 < g->seq; i++) {
+		mem_read(vm, BAR2_GPA + i * BUF_SIZE, blk, BUF_SIZE);
+		if (!block_holds(blk, g->dev_pat[i]) && bad++ < 5)
+			ksft_print_msg("%s: device memory slot %u is wrong\n",
+				       vm->name, i);
+	}
+	return !bad;
+}
+
+/* ------------------------------------------------------------------
+ * Migrations
+ */
+
+struct opts {
+	bool multifd;
+	bool cancel;		/* cancel it in mid pre-copy */
+	bool fail_load;		/* the destination VF refuses the image */
+};
+
+struct result {
+	char status[32];
+	unsigned long long downtime_ms;
+	unsigned long long iterations;
+	unsigned long long vfio_bytes;
+	unsigned long long rounds;
+};
+
+static void set_caps(struct vm *vm, const struct opts *o, bool source)
+{
+	qmp(vm, "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
+	    "{\"capabilities\": [{\"capability\": \"return-path\", \"state\": true}, "
+	    "{\"capability\": \"switchover-ack\", \"state\": true}, "
+	    "{\"capability\": \"pause-before-switchover\", \"state\": %s}, "
+	    "{\"capability\": \"multifd\", \"state\": %s}]}}",
+	    source ? "true" : "false", o->multifd ? "true" : "false");
+}
+
+/* Arm or clear a failure of the next LOAD on VF @vf (PF debug BAR). */
+static void fail_next_load(const char *pf, int vf, bool arm)
+{
+	char path[128];
+	volatile uint32_t *dbg;
+	int fd;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource2", pf);
+	fd = open(path, O_RDWR | O_SYNC);
+	if (fd < 0)
+		ksft_exit_skip("fault injection needs x-debug=on\n");
+	dbg = mmap(NULL, TERN_PF_DEBUG_SIZE, PROT_READ | PROT_WRITE,
+		   MAP_SHARED, fd, 0);
+	close(fd);
+	if (dbg == MAP_FAILED)
+		ksft_exit_fail_msg("mmap %s\n", path);
+	dbg[TERN_DBG_REG_FAIL_VF / 4] = vf;
+	dbg[TERN_DBG_REG_FAIL_STATUS / 4] = TERN_STS_IMG_CORRUPT;
+	dbg[TERN_DBG_REG_FAIL_CMD / 4] = arm ? TERN_DBG_ARM | TERN_OP_LOAD : 0;
+	munmap((void *)dbg, TERN_PF_DEBUG_SIZE);
+}
+
+/*
+ * Migrate @src's VM into @dst (started here with @dst_vf), the guest
+ * working all along.  Pre-copy is held back until a few iterations
+ * passed, then allowed to converge.
+ */
+static void migrate(struct vm *src, struct vm *dst, const char *dst_vf,
+		    struct guest *g, const struct opts *o, struct result *r)
+{
+	const char *uri = "unix:" DIR "/migrate.sock";
+	unsigned long long iter = 0;
+	bool cancelled = false;
+	char st[32] = "";
+	char *line;
+	int i;
+
+	memset(r, 0, sizeof(*r));
+	vm_start(dst, "dst", dst_vf, true);
+	qmp_init(dst);
+	set_caps(dst, o, false);
+	if (o->multifd)
+		qmp(dst, "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+		    "{\"multifd-channels\": 2}}");
+	qmp(dst, "{\"execute\": \"migrate-incoming\", \"arguments\": {\"uri\": \"%s\"}}",
+	    uri);
+
+	set_caps(src, o, true);
+	qmp(src, "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
+	    "{\"downtime-limit\": 1, \"max-bandwidth\": 67108864%s}}",
+	    o->multifd ? ", \"multifd-channels\": 2" : "");
+	qmp(src, "{\"execute\": \"migrate\", \"arguments\": {\"uri\": \"%s\"}}",
+	    uri);
+
+	for (i = 0; i < 20000; i++) {
+		if (!(i % 8)) {
+			line = qmp(src, "{\"execute\": \"query-migrate\"}");
+			json_str(line, "status", st, sizeof(st));
+			iter = json_num(line, "dirty-sync-count");
+			if (strcmp(st, "active") && strcmp(st, "setup") &&
+			    strcmp(st, "device") && strcmp(st, "wait-unplug"))
+				break;
+			/* Enough pre-copy rounds: let it converge. */
+			if (iter >= 4 && !o->cancel)
+				qmp(src, "{\"execute\": \"migrate-set-parameters\", "
+				    "\"arguments\": {\"downtime-limit\": 5000}}");
+			if (iter >= 3 && o->cancel && !cancelled) {
+				qmp(src, "{\"execute\": \"migrate_cancel\"}");
+				cancelled = true;
+			}
+		}
+		if (guest_round(src, g))
+			r->rounds++;
+		else
+			usleep(20000);
+	}
+	if (!strcmp(st, "pre-switchover"))
+		qmp(src, "{\"execute\": \"migrate-continue\", \"arguments\": "
+		    "{\"state\": \"pre-switchover\"}}");
+	for (i = 0; i < 6000; i++) {
+		line = qmp(src, "{\"execute\": \"query-migrate\"}");
+		json_str(line, "status", st, sizeof(st));
+		if (strcmp(st, "active") && strcmp(st, "device") &&
+		    strcmp(st, "pre-switchover") && strcmp(st, "cancelling"))
+			break;
+		usleep(20000);
+	}
+	snprintf(r->status, sizeof(r->status), "%s", st);
+	r->downtime_ms = json_num(line, "downtime");
+	r->iterations = json_num(line, "dirty-sync-count");
+	r->vfio_bytes = json_num(strstr(line, "\"vfio\"") ?: "", "transferred");
+}
+
+/* Wait for the destination to run, then check what it has. */
+static bool dst_ready(struct vm *dst)
+{
+	char st[32] = "";
+	int i;
+
+	for (i = 0; i < 3000; i++) {
+		json_str(qmp(dst, "{\"execute\": \"query-status\"}"), "status",
+			 st, sizeof(st));
+		if (!strcmp(st, "running"))
+			return true;
+		usleep(10000);
+	}
+	ksft_print_msg("dst: status %s\n", st);
+	return false;
+}
+
+/* ------------------------------------------------------------------
+ * Setup of the VFs in this (L1) machine
+ */
+
+static char pf[32], vf_bdf[2][32];
+
+static void setup_vfs(void)
+{
+	int i;
+
+	if (pci_find_device(TERN_PCI_VENDOR_ID, TERN_PCI_DEVICE_ID_PF, pf,
+			    sizeof(pf)))
+		ksft_exit_skip("no tern PF\n");
+	if (system("modprobe -a tern_pf tern_vfio_pci vfio_iommu_type1") ||
+	    pci_bind(pf, "tern_pf"))
+		ksft_exit_fail_msg("cannot bind the PF to tern_pf\n");
+	pci_sysfs_write(pf, "sriov_numvfs", "0");
+	if (pci_sysfs_write(pf, "sriov_numvfs", "2"))
+		ksft_exit_fail_msg("cannot enable VFs\n");
+	for (i = 0; i < 2; i++)
+		if (pci_vf_bdf(pf, i, vf_bdf[i], sizeof(vf_bdf[i])) ||
+		    pci_bind(vf_bdf[i], "tern_vfio_pci"))
+			ksft_exit_fail_msg("cannot bind VF %d\n", i);
+	mkdir(DIR, 0755);
+}
+
+/* Pages the PF's VFs reported dirty so far (tern_pf debugfs). */
+static unsigned long long dirty_pages_reported(void)
+{
+	char path[128], line[128];
+	unsigned long long n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/tern_pf/%s/aq", pf);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "dirty_pages_reported: %llu", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+/* Stream bytes of the last STOP_COPY (tern_vfio_pci tracepoint). */
+static unsigned long long stop_copy_bytes(void)
+{
+	unsigned long long at_start = 0, at_end = 0, b;
+	char line[512];
+	FILE *f = fopen("/sys/kernel/tracing/trace", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, "stream_bytes=");
+
+		if (!p)
+			continue;
+		b = strtoull(p + 13, NULL, 10);
+		if (strstr(line, " 7 -> 3 "))
+			at_start = b;	/* PRE_COPY_P2P -> STOP_COPY */
+		if (strstr(line, " 3 -> 1 "))
+			at_end = b;	/* STOP_COPY -> STOP */
+	}
+	fclose(f);
+	return at_end > at_start ? at_end - at_start : 0;
+}
+
+static void trace_arcs(void)
+{
+	int fd = open("/sys/kernel/tracing/events/tern_vfio_pci/enable",
+		      O_WRONLY);
+
+	if (fd >= 0) {
+		if (write(fd, "1", 1) != 1)
+			ksft_print_msg("cannot enable tern_vfio_pci events\n");
+		close(fd);
+	}
+	fd = open("/sys/kernel/tracing/trace", O_WRONLY | O_TRUNC);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* ------------------------------------------------------------------
+ * The tests
+ */
+
+static void warm_up(struct vm *vm, struct guest *g)
+{
+	int i;
+
+	for (i = 0; i < 16; i++)
+		guest_round(vm, g);
+	if (!wait_idle(vm, g))
+		die("%s: the VF does not run\n", vm->name);
+}
+
+/* One hop with the guest working; src's VF runs on in dst. */
+static bool hop(struct vm *src, struct vm *dst, const char *dst_vf,
+		struct guest *g, const struct opts *o, struct result *r)
+{
+	bool ok;
+
+	migrate(src, dst, dst_vf, g, o, r);
+	ok = !strcmp(r->status, "completed") && dst_ready(dst) &&
+	     guest_verify(dst, g);
+	ksft_print_msg("%s -> %s: %s, %llu pre-copy iterations, %llu guest rounds, vfio %llu bytes, downtime %llu ms\n",
+		       src->vf, dst_vf, r->status, r->iterations, r->rounds,
+		       r->vfio_bytes, r->downtime_ms);
+	return ok;
+}
+
+static void test_migration(bool multifd)
+{
+	struct opts o = { .multifd = multifd };
+	struct vm a, b;
+	struct result r;
+	struct guest g;
+	bool ok;
+
+	vm_start(&a, "src", vf_bdf[0], false);
+	qmp_init(&a);
+	guest_setup(&a, &g);
+	warm_up(&a, &g);
+	ok = hop(&a, &b, vf_bdf[1], &g, &o, &r);
+	ksft_print_msg("source VFIO events: %s\n", a.events);
+	ksft_print_msg("destination VFIO events: %s\n", b.events);
+	vm_stop(&a);
+	vm_stop(&b);
+	ksft_test_result(ok && r.iterations >= 3 && r.vfio_bytes > 0 &&
+			 strstr(a.events, "pre-copy,pre-copy-p2p") &&
+			 strstr(a.events, "stop-copy") &&
+			 strstr(b.events, "resuming") &&
+			 strstr(b.events, "running"),
+			 "migration with DMA running%s\n",
+			 multifd ? ", multifd" : "");
+}
+
+static void test_ping_pong(void)
+{
+	struct opts o = {};
+	struct vm vms[2];
+	struct result r;
+	struct guest g;
+	int hops, cur = 0;
+	bool ok = true;
+
+	vm_start(&vms[0], "src", vf_bdf[0], false);
+	qmp_init(&vms[0]);
+	guest_setup(&vms[0], &g);
+	warm_up(&vms[0], &g);
+	for (hops = 0; hops < 3 && ok; hops++) {
+		ok = hop(&vms[cur], &vms[!cur], vf_bdf[!cur], &g, &o, &r);
+		vm_stop(&vms[cur]);
+		cur = !cur;
+	}
+	vm_stop(&vms[cur]);
+	ksft_test_result(ok, "ping-pong A -> B -> A -> B with DMA running\n");
+}
+
+/* A cancelled migration, or one the destination fails: the source runs on. */
+static void test_source_survives(bool fail_load)
+{
+	struct opts o = { .cancel = !fail_load, .fail_load = fail_load };
+	struct vm a, b;
+	struct result r;
+	struct guest g;
+	char st[32];
+	bool ok;
+
+	/* vf_bdf[1] is VF 1 of the PF. */
+	if (fail_load)
+		fail_next_load(pf, 1, true);
+	vm_start(&a, "src", vf_bdf[0], false);
+	qmp_init(&a);
+	guest_setup(&a, &g);
+	warm_up(&a, &g);
+	migrate(&a, &b, vf_bdf[1], &g, &o, &r);
+	vm_stop(&b);
+	if (fail_load)
+		fail_next_load(pf, 1, false);
+	json_str(qmp(&a, "{\"execute\": \"query-status\"}"), "status", st,
+		 sizeof(st));
+	/* The source VF works on: more rounds, all results right. */
+	warm_up(&a, &g);
+	ok = !strcmp(r.status, fail_load ? "failed" : "cancelled") &&
+	     !strcmp(st, "running") && guest_verify(&a, &g) &&
+	     strstr(a.events, "running");
+	ksft_print_msg("status %s, source %s, source VFIO events: %s\n",
+		       r.status, st, a.events);
+	vm_stop(&a);
+	ksft_test_result(ok, "%s: the source keeps running and its VF works\n",
+			 fail_load ? "destination fails to load" :
+			 "cancelled migration");
+}
+
+/* make demo: one migration, and what it did. */
+static int demo(void)
+{
+	unsigned long long dirty_before = dirty_pages_reported();
+	struct opts o = {};
+	struct vm a, b;
+	struct result r;
+	struct guest g;
+	bool ok;
+
+	trace_arcs();
+	printf("demo: L2 source VM with VF %s, destination VM with VF %s\n",
+	       vf_bdf[0], vf_bdf[1]);
+	vm_start(&a, "src", vf_bdf[0], false);
+	qmp_init(&a);
+	guest_setup(&a, &g);
+	warm_up(&a, &g);
+	printf("demo: the guest driver keeps the VF filling L2 RAM; migrating...\n");
+	ok = hop(&a, &b, vf_bdf[1], &g, &o, &r);
+	vm_stop(&a);
+	vm_stop(&b);
+
+	printf("\n");
+	printf("migration status:           %s\n", r.status);
+	printf("device state bytes (vfio):  %llu\n", r.vfio_bytes);
+	printf("pre-copy iterations:        %llu\n", r.iterations);
+	printf("stop-copy bytes:            %llu\n", stop_copy_bytes());
+	printf("downtime (QEMU):            %llu ms\n", r.downtime_ms);
+	printf("dirty pages (VF reported):  %llu\n",
+	       dirty_pages_reported() - dirty_before);
+	printf("DMA descriptors by guest:   %llu\n",
+	       (unsigned long long)g.submitted);
+	printf("source VFIO states:         %s\n", a.events);
+	printf("destination VFIO states:    %s\n", b.events);
+	printf("verification: %s\n", ok ? "OK" :
+	       "FAILED (data on the destination differs, see above)");
+	return ok ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	setup_vfs();
+	if (argc > 1 && !strcmp(argv[1], "--demo"))
+		return demo();
+
+	ksft_print_header();
+	ksft_set_plan(5);
+	test_migration(false);
+	test_migration(true);
+	test_source_survives(false);
+	test_source_survives(true);
+	test_ping_pong();
+	ksft_finished();
+}
