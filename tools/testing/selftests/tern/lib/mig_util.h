@@ -36,4 +36,20 @@ int mig_read(int data_fd, struct mig_buf *buf);
 int mig_write(int data_fd, const void *data, size_t len, size_t piece);
 void mig_buf_free(struct mig_buf *buf);
 
+/* A whole stream: STOP -> STOP_COPY, read to the end, -> STOP. */
+int mig_save(struct vfio_dev *d, struct mig_buf *buf);
+/* STOP -> RESUMING, write buf in pieces, -> STOP (the load). */
+int mig_load(struct vfio_dev *d, const struct mig_buf *buf, size_t piece);
+
+/*
+ * Device DMA logging.  Start rounds *page_size to what the device
+ * tracks; report sets a bit per dirty page of page_size in bitmap.
+ */
+int mig_log_start(struct vfio_dev *d,
+		  const struct vfio_device_feature_dma_logging_range *ranges,
+		  uint32_t nr, uint64_t *page_size);
+int mig_log_stop(struct vfio_dev *d);
+int mig_log_report(struct vfio_dev *d, uint64_t iova, uint64_t len,
+		   uint64_t page_size, uint64_t *bitmap);
+
 #endif

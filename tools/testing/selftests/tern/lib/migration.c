@@ -135,3 +135,67 @@ void mig_buf_free(struct mig_buf *buf)
 	free(buf->data);
 	memset(buf, 0, sizeof(*buf));
 }
+
+int mig_save(struct vfio_dev *d, struct mig_buf *buf)
+{
+	int fd, ret;
+
+	ret = mig_set_state(d, VFIO_DEVICE_STATE_STOP_COPY, &fd);
+	if (ret)
+		return ret;
+	ret = mig_read(fd, buf);
+	close(fd);
+	return ret ?: mig_set_state(d, VFIO_DEVICE_STATE_STOP, NULL);
+}
+
+int mig_load(struct vfio_dev *d, const struct mig_buf *buf, size_t piece)
+{
+	int fd, ret;
+
+	ret = mig_set_state(d, VFIO_DEVICE_STATE_STOP, NULL) ?:
+	      mig_set_state(d, VFIO_DEVICE_STATE_RESUMING, &fd);
+	if (ret)
+		return ret;
+	ret = mig_write(fd, buf->data, buf->len, piece);
+	close(fd);
+	return ret ?: mig_set_state(d, VFIO_DEVICE_STATE_STOP, NULL);
+}
+
+int mig_log_start(struct vfio_dev *d,
+		  const struct vfio_device_feature_dma_logging_range *ranges,
+		  uint32_t nr, uint64_t *page_size)
+{
+	struct vfio_device_feature_dma_logging_control ctl = {
+		.page_size = *page_size,
+		.num_ranges = nr,
+		.ranges = (uintptr_t)ranges,
+	};
+	int ret;
+
+	ret = feature(d, VFIO_DEVICE_FEATURE_SET |
+		      VFIO_DEVICE_FEATURE_DMA_LOGGING_START, &ctl, sizeof(ctl));
+	*page_size = ctl.page_size;
+	return ret;
+}
+
+int mig_log_stop(struct vfio_dev *d)
+{
+	uint64_t none;
+
+	return feature(d, VFIO_DEVICE_FEATURE_SET |
+		       VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, &none, 0);
+}
+
+int mig_log_report(struct vfio_dev *d, uint64_t iova, uint64_t len,
+		   uint64_t page_size, uint64_t *bitmap)
+{
+	struct vfio_device_feature_dma_logging_report rep = {
+		.iova = iova,
+		.length = len,
+		.page_size = page_size,
+		.bitmap = (uintptr_t)bitmap,
+	};
+
+	return feature(d, VFIO_DEVICE_FEATURE_GET |
+		       VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &rep, sizeof(rep));
+}

@@ -302,20 +302,26 @@ int tern_dirty_report(struct tern_aq *aq, struct vfio_container *c,
 int tern_vfq_init(struct tern_vfq *vq, struct vfio_container *c, void *regs,
 		  unsigned int q, uint32_t size)
 {
-	unsigned int base = TERN_VF_REG_Q(q);
-
 	memset(vq, 0, sizeof(*vq));
-	vq->regs = regs;
 	vq->q = q;
 	vq->size = size;
 	vq->ring = vfio_dma_alloc(c, size * sizeof(*vq->ring), 4096,
 				  &vq->ring_iova);
 	if (!vq->ring)
 		return -ENOMEM;
+	return tern_vfq_enable(vq, regs);
+}
+
+int tern_vfq_enable(struct tern_vfq *vq, void *regs)
+{
+	unsigned int base = TERN_VF_REG_Q(vq->q);
+
+	vq->regs = regs;
+	vq->tail = 0;
 	mmio_write32(regs, base + TERN_Q_CTRL, 0);
 	mmio_write64lh(regs, base + TERN_Q_BASE_LO, vq->ring_iova);
-	mmio_write32(regs, base + TERN_Q_SIZE, size);
-	mmio_write32(regs, base + TERN_Q_MSIX, q % TERN_VF_MSIX_VECTORS);
+	mmio_write32(regs, base + TERN_Q_SIZE, vq->size);
+	mmio_write32(regs, base + TERN_Q_MSIX, vq->q % TERN_VF_MSIX_VECTORS);
 	mmio_write32(regs, base + TERN_Q_CTRL,
 		     TERN_Q_CTRL_ENABLE | TERN_Q_CTRL_INT_EN);
 	if (!(mmio_read32(regs, base + TERN_Q_STATUS) & TERN_Q_STS_ENABLED))

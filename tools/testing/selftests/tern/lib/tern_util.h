@@ -66,6 +66,8 @@ struct tern_vfq {
 
 int tern_vfq_init(struct tern_vfq *vq, struct vfio_container *c, void *regs,
 		  unsigned int q, uint32_t size);
+/* (Re)program an allocated ring into a VF's queue; TAIL starts at 0. */
+int tern_vfq_enable(struct tern_vfq *vq, void *regs);
 /* Write a descriptor at the tail; ring the doorbell if ring is set. */
 void tern_vfq_add(struct tern_vfq *vq, const struct tern_desc *d, int ring);
 void tern_vfq_ring(struct tern_vfq *vq);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <linux/iommufd.h>
 #include <linux/vfio.h>
 
 #include "vfio_util.h"
@@ -180,6 +181,20 @@ int pci_iommu_group(const char *bdf)
 	return atoi(strrchr(link, '/') + 1);
 }
 
+static int dma_mem_alloc(struct vfio_container *c, size_t dma_size)
+{
+	c->dma_va = mmap(NULL, dma_size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (c->dma_va == MAP_FAILED) {
+		c->dma_va = NULL;
+		return -ENOMEM;
+	}
+	memset(c->dma_va, 0, dma_size);
+	c->dma_iova = DMA_IOVA_BASE;
+	c->dma_size = dma_size;
+	return 0;
+}
+
 int vfio_container_open(struct vfio_container *c, size_t dma_size)
 {
 	memset(c, 0, sizeof(*c));
@@ -191,16 +206,49 @@ int vfio_container_open(struct vfio_container *c, size_t dma_size)
 		close(c->fd);
 		return -EOPNOTSUPP;
 	}
-	c->dma_va = mmap(NULL, dma_size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (c->dma_va == MAP_FAILED) {
+	if (dma_mem_alloc(c, dma_size)) {
 		close(c->fd);
 		return -ENOMEM;
 	}
-	memset(c->dma_va, 0, dma_size);
-	c->dma_iova = DMA_IOVA_BASE;
-	c->dma_size = dma_size;
 	return 0;
+}
+
+int vfio_iommufd_open(struct vfio_container *c, size_t dma_size)
+{
+	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
+	struct iommu_ioas_map map = {
+		.size = sizeof(map),
+		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+			 IOMMU_IOAS_MAP_WRITEABLE,
+	};
+	int ret;
+
+	memset(c, 0, sizeof(*c));
+	c->iommufd = true;
+	c->fd = open("/dev/iommu", O_RDWR);
+	if (c->fd < 0)
+		return -errno;
+	ret = dma_mem_alloc(c, dma_size);
+	if (ret)
+		goto err;
+	if (ioctl(c->fd, IOMMU_IOAS_ALLOC, &alloc)) {
+		ret = -errno;
+		goto err;
+	}
+	c->ioas_id = alloc.out_ioas_id;
+	map.ioas_id = c->ioas_id;
+	map.user_va = (uintptr_t)c->dma_va;
+	map.length = c->dma_size;
+	map.iova = c->dma_iova;
+	if (ioctl(c->fd, IOMMU_IOAS_MAP, &map)) {
+		ret = -errno;
+		goto err;
+	}
+	c->iommu_set = true;
+	return 0;
+err:
+	vfio_container_close(c);
+	return ret;
 }
 
 /* The DMA memory is mapped once the first group has set the IOMMU. */
@@ -304,6 +352,81 @@ int vfio_dev_open(struct vfio_container *c, const char *bdf,
 		goto err;
 	}
 	d->cfg_offset = cfg.offset;
+	return 0;
+err:
+	vfio_dev_close(d);
+	return ret;
+}
+
+/* The config space offset, which every open path needs. */
+static int vfio_dev_cfg_offset(struct vfio_dev *d)
+{
+	struct vfio_region_info cfg = {
+		.argsz = sizeof(cfg),
+		.index = VFIO_PCI_CONFIG_REGION_INDEX,
+	};
+
+	if (ioctl(d->fd, VFIO_DEVICE_GET_REGION_INFO, &cfg))
+		return -errno;
+	d->cfg_offset = cfg.offset;
+	return 0;
+}
+
+/* /dev/vfio/devices/vfioN of a device bound to a VFIO driver. */
+static int vfio_cdev_path(const char *bdf, char *path, size_t len)
+{
+	char dir[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+	int ret = -ENODEV;
+
+	snprintf(dir, sizeof(dir), SYSFS_PCI "/devices/%s/vfio-dev", bdf);
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, "vfio", 4))
+			continue;
+		snprintf(path, len, "/dev/vfio/devices/%s", e->d_name);
+		ret = 0;
+		break;
+	}
+	closedir(d);
+	return ret;
+}
+
+int vfio_dev_open_cdev(struct vfio_container *c, const char *bdf,
+		       struct vfio_dev *d)
+{
+	struct vfio_device_bind_iommufd bind = {
+		.argsz = sizeof(bind),
+		.iommufd = c->fd,
+	};
+	struct vfio_device_attach_iommufd_pt attach = {
+		.argsz = sizeof(attach),
+		.pt_id = c->ioas_id,
+	};
+	char path[PATH_MAX];
+	int ret;
+
+	memset(d, 0, sizeof(*d));
+	d->fd = d->group_fd = -1;
+	snprintf(d->bdf, sizeof(d->bdf), "%s", bdf);
+	d->container = c;
+	ret = vfio_cdev_path(bdf, path, sizeof(path));
+	if (ret)
+		return ret;
+	d->fd = open(path, O_RDWR);
+	if (d->fd < 0)
+		return -errno;
+	if (ioctl(d->fd, VFIO_DEVICE_BIND_IOMMUFD, &bind) ||
+	    ioctl(d->fd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach)) {
+		ret = -errno;
+		goto err;
+	}
+	ret = vfio_dev_cfg_offset(d);
+	if (ret)
+		goto err;
 	return 0;
 err:
 	vfio_dev_close(d);

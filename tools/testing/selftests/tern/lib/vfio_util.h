@@ -15,9 +15,14 @@
 
 #define VFIO_MAX_BARS		6
 
-/* A type1 container with a bump allocator of DMA memory. */
+/*
+ * A type1 container, or an iommufd with one IOAS (iommufd set), with a
+ * bump allocator of DMA memory mapped at the same IOVA either way.
+ */
 struct vfio_container {
-	int fd;
+	int fd;			/* /dev/vfio/vfio or /dev/iommu */
+	bool iommufd;
+	uint32_t ioas_id;	/* iommufd only */
 	bool iommu_set;
 	void *dma_va;		/* one mapping, IOVA dma_iova */
 	uint64_t dma_iova;
@@ -51,9 +56,15 @@ void *vfio_dma_alloc(struct vfio_container *c, size_t size, size_t align,
 		     uint64_t *iova);
 uint64_t vfio_iova(struct vfio_container *c, const void *va);
 
+/* An iommufd and an IOAS holding the DMA memory; close as a container. */
+int vfio_iommufd_open(struct vfio_container *c, size_t dma_size);
+
 /* Devices */
 int vfio_dev_open(struct vfio_container *c, const char *bdf,
 		  const char *vf_token, struct vfio_dev *d);
+/* The device's cdev bound to the iommufd c and attached to its IOAS. */
+int vfio_dev_open_cdev(struct vfio_container *c, const char *bdf,
+		       struct vfio_dev *d);
 void vfio_dev_close(struct vfio_dev *d);
 void *vfio_bar_map(struct vfio_dev *d, int bar);
 int vfio_cfg_read(struct vfio_dev *d, unsigned int off, void *buf, size_t len);

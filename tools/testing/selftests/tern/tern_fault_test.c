@@ -1,0 +1,387 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Device faults during migration, injected through the PF's debug block
+ * (QEMU -device tern,x-debug=on): a command that fails without effect
+ * fails its arc and leaves the VF where it was; a command that fails
+ * with the VF's state unknown (an internal error, a timeout) puts it in
+ * ERROR, which only VFIO_DEVICE_RESET leaves (Documentation/tern/vfio.rst,
+ * "Failures").  A corrupt image, a failed VF DMA and the PF going away
+ * in mid-migration end in the documented states too, never in a hang.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "lib/env_util.h"
+#include "lib/mig_util.h"
+
+#define TIMEOUT_MS	10000
+#define NR_DESC		8
+#define AQ_TIMEOUT_MS	"200"
+#define DELAY_MS	600
+#define PIECE		(32u << 10)
+#define A		0
+#define B		1
+#define AQ_TIMEOUT_PARAM "/sys/module/tern_pf/parameters/aq_timeout_ms"
+
+FIXTURE(fault) {
+	struct tern_env e;
+	void *dbg;
+	struct work w;
+	struct mig_buf s;
+};
+
+static int write_param(const char *path, const char *val)
+{
+	FILE *f = fopen(path, "w");
+	int ret;
+
+	if (!f)
+		return -errno;
+	ret = fputs(val, f) < 0 ? -EIO : 0;
+	return fclose(f) ? -errno : ret;
+}
+
+FIXTURE_SETUP(fault)
+{
+	int ret = env_setup(&self->e, 2, false);
+
+	if (ret == -ENODEV)
+		SKIP(return, "no tern PF");
+	ASSERT_EQ(0, ret);
+	self->dbg = env_debug_map(&self->e);
+	if (!self->dbg)
+		SKIP(return, "no fault injection (x-debug=off)");
+	ASSERT_EQ(0, write_param(AQ_TIMEOUT_PARAM, AQ_TIMEOUT_MS));
+	ASSERT_EQ(0, work_init(&self->w, &self->e.c, self->e.regs[A], 0,
+			       NR_DESC));
+}
+
+FIXTURE_TEARDOWN(fault)
+{
+	if (self->dbg) {
+		mmio_write32(self->dbg, TERN_DBG_REG_FAIL_CMD, 0);
+		mmio_write32(self->dbg, TERN_DBG_REG_DELAY_CMD, 0);
+		mmio_write32(self->dbg, TERN_DBG_REG_DMA_FAIL, 0);
+		mmio_write32(self->dbg, TERN_DBG_REG_CORRUPT_SAVE, 0);
+		env_debug_unmap(self->dbg);
+	}
+	write_param(AQ_TIMEOUT_PARAM, "3000");
+	mig_buf_free(&self->s);
+	env_teardown(&self->e);
+}
+
+enum fault_kind {
+	FAIL_NO_EFFECT,		/* a status that says nothing happened */
+	FAIL_INTERNAL,		/* the device's state is unknown */
+	FAIL_TIMEOUT,		/* no answer within aq_timeout_ms */
+};
+
+static void arm(FIXTURE_DATA(fault) *self, enum fault_kind kind, uint8_t op)
+{
+	if (kind == FAIL_TIMEOUT) {
+		mmio_write32(self->dbg, TERN_DBG_REG_DELAY_MS, DELAY_MS);
+		mmio_write32(self->dbg, TERN_DBG_REG_DELAY_CMD,
+			     TERN_DBG_ARM | op);
+		return;
+	}
+	mmio_write32(self->dbg, TERN_DBG_REG_FAIL_VF, A);
+	mmio_write32(self->dbg, TERN_DBG_REG_FAIL_STATUS,
+		     kind == FAIL_INTERNAL ? TERN_STS_INTERNAL :
+					     TERN_STS_INVALID_STATE);
+	mmio_write32(self->dbg, TERN_DBG_REG_FAIL_CMD, TERN_DBG_ARM | op);
+}
+
+static bool frozen_state(uint32_t s)
+{
+	return s == VFIO_DEVICE_STATE_STOP || s == VFIO_DEVICE_STATE_STOP_COPY;
+}
+
+static bool running_state(uint32_t s)
+{
+	return s == VFIO_DEVICE_STATE_RUNNING || s == VFIO_DEVICE_STATE_PRE_COPY;
+}
+
+/* The VF is really in s: frozen, quiesced or running. */
+static void check_really(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(fault) *self, uint32_t s)
+{
+	uint32_t word = mmio_read32(self->e.mem[A], 128);
+	uint64_t done = work_done(&self->w);
+
+	mmio_write32(self->e.mem[A], 128, ~word);
+	EXPECT_EQ(frozen_state(s) ? word : ~word,
+		  mmio_read32(self->e.mem[A], 128));
+	self->w.pass++;
+	work_add_range(&self->w, 0, NR_DESC);
+	if (running_state(s)) {
+		EXPECT_EQ(0, work_wait(&self->w, TIMEOUT_MS));
+	} else {
+		usleep(50000);
+		EXPECT_EQ(done, work_done(&self->w));
+	}
+}
+
+/* A reset VF runs. */
+static void check_reset(struct __test_metadata *_metadata,
+			FIXTURE_DATA(fault) *self)
+{
+	uint32_t state;
+
+	ASSERT_EQ(0, vfio_reset(&self->e.dev[A]));
+	ASSERT_EQ(0, mig_get_state(&self->e.dev[A], &state));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RUNNING, state);
+	ASSERT_EQ(0, tern_vfq_enable(&self->w.vq, self->e.regs[A]));
+	check_really(_metadata, self, VFIO_DEVICE_STATE_RUNNING);
+}
+
+/* A reset VF runs and migrates again. */
+static void check_recovers(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(fault) *self)
+{
+	struct mig_buf s = {};
+
+	check_reset(_metadata, self);
+	ASSERT_EQ(0, mig_set_state(&self->e.dev[A], VFIO_DEVICE_STATE_STOP,
+				   NULL));
+	ASSERT_EQ(0, mig_save(&self->e.dev[A], &s));
+	ASSERT_EQ(0, mig_load(&self->e.dev[B], &s, PIECE));
+	ASSERT_EQ(0, mig_set_state(&self->e.dev[B],
+				   VFIO_DEVICE_STATE_RUNNING, NULL));
+	ASSERT_EQ(0, mig_set_state(&self->e.dev[A],
+				   VFIO_DEVICE_STATE_RUNNING, NULL));
+	mig_buf_free(&s);
+}
+
+/*
+ * The arcs and the device command of each that fails.  half_done: the
+ * arc has done a command before (RESUME, then QUIESCE), so even a
+ * failure without effect leaves the VF in no state VFIO can name.
+ */
+static const struct {
+	uint32_t from, to;
+	uint8_t op;
+	bool half_done;
+} arcs[] = {
+	{ VFIO_DEVICE_STATE_RUNNING, VFIO_DEVICE_STATE_RUNNING_P2P,
+	  TERN_OP_QUIESCE, false },
+	{ VFIO_DEVICE_STATE_RUNNING_P2P, VFIO_DEVICE_STATE_STOP,
+	  TERN_OP_FREEZE, false },
+	{ VFIO_DEVICE_STATE_RUNNING_P2P, VFIO_DEVICE_STATE_RUNNING,
+	  TERN_OP_RESUME, false },
+	{ VFIO_DEVICE_STATE_STOP, VFIO_DEVICE_STATE_RUNNING_P2P,
+	  TERN_OP_RESUME, false },
+	{ VFIO_DEVICE_STATE_STOP, VFIO_DEVICE_STATE_RUNNING_P2P,
+	  TERN_OP_QUIESCE, true },
+	{ VFIO_DEVICE_STATE_STOP, VFIO_DEVICE_STATE_STOP_COPY,
+	  TERN_OP_SAVE, false },
+	{ VFIO_DEVICE_STATE_RUNNING, VFIO_DEVICE_STATE_PRE_COPY,
+	  TERN_OP_SAVE, false },
+	{ VFIO_DEVICE_STATE_RUNNING_P2P, VFIO_DEVICE_STATE_PRE_COPY_P2P,
+	  TERN_OP_SAVE, false },
+	{ VFIO_DEVICE_STATE_PRE_COPY, VFIO_DEVICE_STATE_PRE_COPY_P2P,
+	  TERN_OP_QUIESCE, false },
+	{ VFIO_DEVICE_STATE_PRE_COPY_P2P, VFIO_DEVICE_STATE_PRE_COPY,
+	  TERN_OP_RESUME, false },
+	{ VFIO_DEVICE_STATE_PRE_COPY_P2P, VFIO_DEVICE_STATE_STOP_COPY,
+	  TERN_OP_FREEZE, false },
+};
+
+static void fault_arcs(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(fault) *self, enum fault_kind kind)
+{
+	struct vfio_dev *a = &self->e.dev[A];
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(arcs); i++) {
+		uint32_t fired = mmio_read32(self->dbg, TERN_DBG_REG_FIRED);
+		int fd = -1, fd2 = -1, ret;
+		uint32_t state;
+
+		TH_LOG("arc %u -> %u, opcode %u", arcs[i].from, arcs[i].to,
+		       arcs[i].op);
+		ASSERT_EQ(0, vfio_reset(a));
+		ASSERT_EQ(0, tern_vfq_enable(&self->w.vq, self->e.regs[A]));
+		ASSERT_EQ(0, mig_set_state(a, arcs[i].from, &fd));
+		arm(self, kind, arcs[i].op);
+		ret = mig_set_state(a, arcs[i].to, &fd2);
+		EXPECT_EQ(fired + 1, mmio_read32(self->dbg,
+						 TERN_DBG_REG_FIRED));
+		ASSERT_EQ(0, mig_get_state(a, &state));
+		if (kind == FAIL_NO_EFFECT && !arcs[i].half_done) {
+			EXPECT_EQ(-EPERM, ret);
+			EXPECT_EQ(arcs[i].from, state);
+			check_really(_metadata, self, arcs[i].from);
+		} else {
+			EXPECT_EQ(kind == FAIL_TIMEOUT ? -ETIMEDOUT : -EIO,
+				  ret);
+			EXPECT_EQ(VFIO_DEVICE_STATE_ERROR, state);
+			/* Only a reset leads out of ERROR. */
+			EXPECT_EQ(-EINVAL, mig_set_state(a, arcs[i].to, NULL));
+			EXPECT_EQ(-EINVAL,
+				  mig_set_state(a, VFIO_DEVICE_STATE_RUNNING,
+						NULL));
+		}
+		if (fd >= 0)
+			close(fd);
+		if (fd2 >= 0)
+			close(fd2);
+		if (kind == FAIL_TIMEOUT)	/* let the late completion land */
+			usleep((DELAY_MS + 400) * 1000);
+		check_reset(_metadata, self);
+	}
+	check_recovers(_metadata, self);
+}
+
+TEST_F_TIMEOUT(fault, arc_command_fails_without_effect, 300)
+{
+	fault_arcs(_metadata, self, FAIL_NO_EFFECT);
+}
+
+TEST_F_TIMEOUT(fault, arc_command_internal_error, 300)
+{
+	fault_arcs(_metadata, self, FAIL_INTERNAL);
+}
+
+TEST_F_TIMEOUT(fault, arc_command_timeout, 300)
+{
+	fault_arcs(_metadata, self, FAIL_TIMEOUT);
+}
+
+/* A save chunk fails: the stream is dead, the state stays. */
+TEST_F(fault, save_read_fails)
+{
+	struct mig_buf s = {};
+	uint32_t state;
+	int fd;
+
+	ASSERT_EQ(0, mig_set_state(&self->e.dev[A],
+				   VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	arm(self, FAIL_INTERNAL, TERN_OP_SAVE);
+	EXPECT_EQ(-EIO, mig_read(fd, &s));
+	EXPECT_EQ(-EIO, mig_read(fd, &s));
+	ASSERT_EQ(0, mig_get_state(&self->e.dev[A], &state));
+	EXPECT_EQ(VFIO_DEVICE_STATE_STOP_COPY, state);
+	close(fd);
+	mig_buf_free(&s);
+	check_recovers(_metadata, self);
+}
+
+/* A load the device refuses: the write fails, B stays RESUMING. */
+TEST_F(fault, load_fails)
+{
+	struct vfio_dev *b = &self->e.dev[B];
+	uint32_t state;
+
+	mmio_write32(self->e.mem[B], 0, 0xb0b0b0b0);
+	ASSERT_EQ(0, mig_set_state(&self->e.dev[A], VFIO_DEVICE_STATE_STOP,
+				   NULL));
+	ASSERT_EQ(0, mig_save(&self->e.dev[A], &self->s));
+	mmio_write32(self->dbg, TERN_DBG_REG_FAIL_VF, B);
+	mmio_write32(self->dbg, TERN_DBG_REG_FAIL_STATUS,
+		     TERN_STS_INVALID_STATE);
+	mmio_write32(self->dbg, TERN_DBG_REG_FAIL_CMD,
+		     TERN_DBG_ARM | TERN_OP_LOAD);
+	EXPECT_EQ(-EPERM, mig_load(b, &self->s, PIECE));
+	ASSERT_EQ(0, mig_get_state(b, &state));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RESUMING, state);
+	EXPECT_EQ(0xb0b0b0b0, mmio_read32(self->e.mem[B], 0));
+	ASSERT_EQ(0, vfio_reset(b));
+	ASSERT_EQ(0, mig_load(b, &self->s, PIECE));
+}
+
+/* A corrupt image is refused when complete; B unchanged. */
+TEST_F(fault, corrupt_image)
+{
+	struct vfio_dev *a = &self->e.dev[A], *b = &self->e.dev[B];
+	struct mig_buf good = {};
+	uint32_t state;
+
+	mmio_write32(self->e.mem[A], 0, 0xa0a0a0a0);
+	mmio_write32(self->e.mem[B], 0, 0xb0b0b0b0);
+	mmio_write32(self->dbg, TERN_DBG_REG_CORRUPT_SAVE, TERN_DBG_ARM | A);
+	ASSERT_EQ(0, mig_set_state(a, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_save(a, &self->s));
+	EXPECT_EQ(-EBADMSG, mig_load(b, &self->s, PIECE));
+	ASSERT_EQ(0, mig_get_state(b, &state));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RESUMING, state);
+	EXPECT_EQ(0xb0b0b0b0, mmio_read32(self->e.mem[B], 0));
+	/* A new save of A is good. */
+	ASSERT_EQ(0, vfio_reset(b));
+	ASSERT_EQ(0, mig_save(a, &good));
+	ASSERT_EQ(0, mig_load(b, &good, PIECE));
+	ASSERT_EQ(0, mig_set_state(b, VFIO_DEVICE_STATE_RUNNING, NULL));
+	EXPECT_EQ(0xa0a0a0a0, mmio_read32(self->e.mem[B], 0));
+	mig_buf_free(&good);
+}
+
+/* A VF DMA that fails is the guest's business: it migrates with it. */
+TEST_F(fault, vf_dma_fails)
+{
+	struct tern_vfq *vq = &self->w.vq;
+	uint64_t errs;
+
+	mmio_write32(self->dbg, TERN_DBG_REG_DMA_FAIL, TERN_DBG_ARM | A);
+	work_add_range(&self->w, 0, NR_DESC);
+	ASSERT_EQ(0, work_wait(&self->w, TIMEOUT_MS));
+	EXPECT_EQ(TERN_DSTS_DMA_WRITE, self->w.cpl[0].status);
+	errs = tern_q_reg(vq, TERN_Q_CNT_ERR_LO);
+	EXPECT_EQ(1, errs);
+	ASSERT_EQ(0, mig_set_state(&self->e.dev[A], VFIO_DEVICE_STATE_STOP,
+				   NULL));
+	ASSERT_EQ(0, mig_save(&self->e.dev[A], &self->s));
+	ASSERT_EQ(0, mig_load(&self->e.dev[B], &self->s, PIECE));
+	ASSERT_EQ(0, mig_set_state(&self->e.dev[B],
+				   VFIO_DEVICE_STATE_RUNNING, NULL));
+	vq->regs = self->e.regs[B];
+	EXPECT_EQ(errs, tern_q_reg(vq, TERN_Q_CNT_ERR_LO));
+	self->w.pass++;
+	work_add_range(&self->w, 0, NR_DESC);
+	ASSERT_EQ(0, work_wait(&self->w, TIMEOUT_MS));
+	EXPECT_TRUE(work_block_ok(&self->w, 0));
+}
+
+static void *unbind_pf(void *pf)
+{
+	pci_sysfs_write(pf, "driver/unbind", pf);
+	return NULL;
+}
+
+/*
+ * The PF driver goes away while A is in STOP_COPY: A goes to ERROR.  The
+ * unbind waits for the VFs' users to close them, so it runs in a thread.
+ */
+TEST_F(fault, pf_unbind_mid_migration)
+{
+	uint32_t state = 0;
+	pthread_t thread;
+	char buf[4096];
+	uint64_t end;
+	int fd;
+
+	ASSERT_EQ(0, mig_set_state(&self->e.dev[A],
+				   VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	ASSERT_EQ(sizeof(buf), read(fd, buf, sizeof(buf)));
+	ASSERT_EQ(0, pthread_create(&thread, NULL, unbind_pf, self->e.pf));
+	for (end = now_ms() + 5000; now_ms() < end; usleep(50000)) {
+		ASSERT_EQ(0, mig_get_state(&self->e.dev[A], &state));
+		if (state == VFIO_DEVICE_STATE_ERROR)
+			break;
+	}
+	EXPECT_EQ(VFIO_DEVICE_STATE_ERROR, state);
+	EXPECT_EQ(-1, read(fd, buf, sizeof(buf)));
+	close(fd);
+	env_close_vf(&self->e, A);
+	env_close_vf(&self->e, B);
+	pthread_join(thread, NULL);
+	/* For the teardown: the PF back with its driver. */
+	EXPECT_EQ(0, pci_bind(self->e.pf, "tern_pf"));
+	env_debug_unmap(self->dbg);
+	self->dbg = NULL;
+}
+
+TEST_HARNESS_MAIN
