@@ -34,6 +34,7 @@ uint64_t tern_state_size(TernVfState *vf, bool incremental)
     if (!incremental) {
         return tern_image_size(vf->devmem_pages);
     }
+    tern_vf_sync_dirty(vf);
     return tern_image_size(bitmap_count_one(vf->devmem_dirty,
                                             vf->devmem_pages));
 }
@@ -81,6 +82,8 @@ static void tern_state_take(TernPfState *pf, TernVfState *vf, bool incr)
     uint32_t *index;
     uint8_t *data;
 
+    /* Clear the log first: a write racing with the copy is sent again. */
+    tern_vf_sync_dirty(vf);
     nr_pages = incr ? bitmap_count_one(vf->devmem_dirty, vf->devmem_pages) :
                       vf->devmem_pages;
     size = tern_image_size(nr_pages);
@@ -381,7 +384,7 @@ static void tern_load_apply(TernVfState *vf)
     vf->save_buf = NULL;
     vf->save_size = 0;
     vf->has_base = false;
-    bitmap_zero(vf->devmem_dirty, vf->devmem_pages);
+    tern_vf_clear_dirty(vf);
 }
 
 uint16_t tern_state_load(TernPfState *pf, TernVfState *vf,

@@ -36,7 +36,48 @@ static uint16_t tern_vf_num(TernVfState *vf)
     return pcie_sriov_vf_number(PCI_DEVICE(vf));
 }
 
-/* Device memory: the device logs every write, for incremental images */
+/* Device memory dirty log (for incremental images) */
+
+/*
+ * Collect the pages of device memory the CPU wrote since the last call.
+ *
+ * Under TCG, memory_region_snapshot_and_clear_dirty() waits for every
+ * vCPU to leave its translation block and drops the BQL meanwhile.  It
+ * runs in the PF's admin queue bottom half, which QEMU marks as engaged
+ * in I/O: a vCPU's write to the PF in that window would be refused as
+ * re-entrant and lost (an admin queue doorbell, say).  The PF's state
+ * is consistent here, so let such an access through.
+ */
+void tern_vf_sync_dirty(TernVfState *vf)
+{
+    MemReentrancyGuard *guard =
+        &DEVICE(pcie_sriov_get_pf(PCI_DEVICE(vf)))->mem_reentrancy_guard;
+    bool engaged = guard->engaged_in_io;
+    DirtyBitmapSnapshot *snap;
+    uint64_t page;
+
+    guard->engaged_in_io = false;
+    snap = memory_region_snapshot_and_clear_dirty(&vf->devmem, 0,
+                                                  vf->devmem_size,
+                                                  DIRTY_MEMORY_VGA);
+    guard->engaged_in_io = engaged;
+    for (page = 0; page < vf->devmem_pages; page++) {
+        if (memory_region_snapshot_get_dirty(&vf->devmem, snap,
+                                             page * TERN_DEVMEM_PAGE_SIZE,
+                                             TERN_DEVMEM_PAGE_SIZE)) {
+            set_bit(page, vf->devmem_dirty);
+        }
+    }
+    g_free(snap);
+}
+
+/* Forget every write so far; this does not wait for the vCPUs. */
+void tern_vf_clear_dirty(TernVfState *vf)
+{
+    memory_region_reset_dirty(&vf->devmem, 0, vf->devmem_size,
+                              DIRTY_MEMORY_VGA);
+    bitmap_zero(vf->devmem_dirty, vf->devmem_pages);
+}
 
 static void tern_vf_devmem_written(TernVfState *vf, uint64_t off, uint64_t len)
 {
@@ -45,46 +86,6 @@ static void tern_vf_devmem_written(TernVfState *vf, uint64_t off, uint64_t len)
 
     bitmap_set(vf->devmem_dirty, first, last - first + 1);
 }
-
-/*
- * The BAR is not RAM mapped into the guest: every access comes here, so
- * the device sees each write it must log, and a frozen VF ignores them,
- * with no help from the CPU's dirty memory log.
- */
-static uint64_t tern_vf_devmem_read(void *opaque, hwaddr addr, unsigned size)
-{
-    TernVfState *vf = opaque;
-
-    return ldn_le_p(vf->devmem_ptr + addr, size);
-}
-
-static void tern_vf_devmem_write(void *opaque, hwaddr addr, uint64_t val,
-                                 unsigned size)
-{
-    TernVfState *vf = opaque;
-
-    if (vf->mig_state == TERN_VF_STATE_FROZEN) {
-        return;
-    }
-    stn_le_p(vf->devmem_ptr + addr, size, val);
-    tern_vf_devmem_written(vf, addr, size);
-}
-
-static const MemoryRegionOps tern_vf_devmem_ops = {
-    .read = tern_vf_devmem_read,
-    .write = tern_vf_devmem_write,
-    .endianness = DEVICE_LITTLE_ENDIAN,
-    .valid = {
-        .min_access_size = 1,
-        .max_access_size = 8,
-        .unaligned = true,
-    },
-    .impl = {
-        .min_access_size = 1,
-        .max_access_size = 8,
-        .unaligned = true,
-    },
-};
 
 /* DMA, all through the VF's own address space */
 
@@ -304,11 +305,15 @@ void tern_vf_freeze(TernVfState *vf)
 {
     if (vf->mig_state != TERN_VF_STATE_FROZEN) {
         vf->mig_state = TERN_VF_STATE_FROZEN;
+        memory_region_set_readonly(&vf->devmem, true);
     }
 }
 
 void tern_vf_resume(TernVfState *vf)
 {
+    if (vf->mig_state == TERN_VF_STATE_FROZEN) {
+        memory_region_set_readonly(&vf->devmem, false);
+    }
     vf->mig_state = TERN_VF_STATE_RUNNING;
     qemu_bh_schedule(vf->bh);
 }
@@ -496,6 +501,9 @@ static void tern_vf_realize(PCIDevice *dev, Error **errp)
 
     vf->devmem_size = pf->devmem_size;
     vf->devmem_pages = vf->devmem_size >> TERN_DEVMEM_PAGE_SHIFT;
+    vf->devmem_dirty = bitmap_new(vf->devmem_pages);
+    vf->bh = qemu_bh_new_guarded(tern_vf_run, vf,
+                                 &DEVICE(dev)->mem_reentrancy_guard);
     dev->config_write = tern_vf_write_config;
 
     memory_region_init_io(&vf->mmio, OBJECT(vf), &tern_vf_mmio_ops, vf,
@@ -503,8 +511,13 @@ static void tern_vf_realize(PCIDevice *dev, Error **errp)
     pci_register_bar(dev, TERN_VF_BAR_REGS, PCI_BASE_ADDRESS_MEM_TYPE_64,
                      &vf->mmio);
 
-    memory_region_init_io(&vf->devmem, OBJECT(vf), &tern_vf_devmem_ops, vf,
-                          "tern-vf-devmem", vf->devmem_size);
+    /* RAM with dirty logging: BAR writes by the CPU are tracked too. */
+    if (!memory_region_init_ram(&vf->devmem, OBJECT(vf), "tern-vf-devmem",
+                                vf->devmem_size, errp)) {
+        return;
+    }
+    vf->devmem_ptr = memory_region_get_ram_ptr(&vf->devmem);
+    memory_region_set_log(&vf->devmem, true, DIRTY_MEMORY_VGA);
     pci_register_bar(dev, TERN_VF_BAR_DEVMEM, PCI_BASE_ADDRESS_MEM_TYPE_64 |
                      PCI_BASE_ADDRESS_MEM_PREFETCH, &vf->devmem);
 
@@ -528,12 +541,6 @@ static void tern_vf_realize(PCIDevice *dev, Error **errp)
     }
     pcie_cap_flr_init(dev);
     pcie_ari_init(dev, TERN_VF_CAP_ARI);
-
-    /* Nothing below fails: tern_vf_exit() frees it. */
-    vf->devmem_ptr = g_malloc0(vf->devmem_size);
-    vf->devmem_dirty = bitmap_new(vf->devmem_pages);
-    vf->bh = qemu_bh_new_guarded(tern_vf_run, vf,
-                                 &DEVICE(dev)->mem_reentrancy_guard);
 }
 
 static void tern_vf_exit(PCIDevice *dev)
@@ -546,7 +553,6 @@ static void tern_vf_exit(PCIDevice *dev)
     msix_uninit(dev, &vf->msix, &vf->msix);
     qemu_bh_delete(vf->bh);
     g_free(vf->devmem_dirty);
-    g_free(vf->devmem_ptr);
 }
 
 /* VF FLR, VF Enable changes, bus resets */
@@ -559,8 +565,10 @@ static void tern_vf_reset_hold(Object *obj, ResetType type)
     vf->cnt_desc = vf->cnt_bytes = 0;
     tern_vf_mig_reset(vf);
     qemu_bh_cancel(vf->bh);
-    memset(vf->devmem_ptr, 0, vf->devmem_size);
-    bitmap_zero(vf->devmem_dirty, vf->devmem_pages);
+    if (vf->devmem_ptr) {
+        memset(vf->devmem_ptr, 0, vf->devmem_size);
+        tern_vf_clear_dirty(vf);
+    }
     vf->loaded = false;
 }
 

@@ -144,6 +144,8 @@ void tern_vf_quiesce(TernVfState *vf);
 void tern_vf_freeze(TernVfState *vf);
 void tern_vf_resume(TernVfState *vf);
 void tern_vf_mig_reset(TernVfState *vf);
+void tern_vf_sync_dirty(TernVfState *vf);
+void tern_vf_clear_dirty(TernVfState *vf);
 MemTxResult tern_vf_dma_write(TernVfState *vf, dma_addr_t addr,
                               const void *buf, dma_addr_t len);
 
