@@ -85,6 +85,11 @@ static int tern_log_start(struct vfio_device *vdev,
 	shift = tern_page_shift(tvdev, *page_size);
 	n = tern_fill_ranges(ranges, list, max, shift);
 	ret = tern_vf_dirty_start(tvdev->vf, list, n, shift);
+	if (ret == -EBUSY) {
+		/* A stop that failed may have left the device tracking. */
+		ret = tern_vf_dirty_stop(tvdev->vf) ?:
+		      tern_vf_dirty_start(tvdev->vf, list, n, shift);
+	}
 	if (!ret) {
 		tvdev->tracking = true;
 		tvdev->page_shift = shift;

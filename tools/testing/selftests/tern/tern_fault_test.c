@@ -33,7 +33,20 @@ FIXTURE(fault) {
 	void *dbg;
 	struct work w;
 	struct mig_buf s;
+	char aq_timeout[16];	/* tern_pf's, restored at the end */
 };
+
+static int read_param(const char *path, char *val, int len)
+{
+	FILE *f = fopen(path, "r");
+	int ret;
+
+	if (!f)
+		return -errno;
+	ret = fgets(val, len, f) ? 0 : -EIO;
+	fclose(f);
+	return ret;
+}
 
 static int write_param(const char *path, const char *val)
 {
@@ -56,6 +69,8 @@ FIXTURE_SETUP(fault)
 	self->dbg = env_debug_map(&self->e);
 	if (!self->dbg)
 		SKIP(return, "no fault injection (x-debug=off)");
+	ASSERT_EQ(0, read_param(AQ_TIMEOUT_PARAM, self->aq_timeout,
+				sizeof(self->aq_timeout)));
 	ASSERT_EQ(0, write_param(AQ_TIMEOUT_PARAM, AQ_TIMEOUT_MS));
 	ASSERT_EQ(0, work_init(&self->w, &self->e.c, self->e.regs[A], 0,
 			       NR_DESC));
@@ -70,7 +85,8 @@ FIXTURE_TEARDOWN(fault)
 		mmio_write32(self->dbg, TERN_DBG_REG_CORRUPT_SAVE, 0);
 		env_debug_unmap(self->dbg);
 	}
-	write_param(AQ_TIMEOUT_PARAM, "3000");
+	if (self->aq_timeout[0])
+		write_param(AQ_TIMEOUT_PARAM, self->aq_timeout);
 	mig_buf_free(&self->s);
 	env_teardown(&self->e);
 }
@@ -292,6 +308,47 @@ TEST_F(fault, load_fails)
 	EXPECT_EQ(0xb0b0b0b0, mmio_read32(self->e.mem[B], 0));
 	ASSERT_EQ(0, vfio_reset(b));
 	ASSERT_EQ(0, mig_load(b, &self->s, PIECE));
+}
+
+/*
+ * Dirty tracking commands that fail: each DMA_LOGGING ioctl fails with
+ * the device's error, a failed report clears nothing, and tracking
+ * starts again even after a failed stop left the device tracking.
+ */
+TEST_F(fault, dirty_tracking_fails)
+{
+	struct vfio_device_feature_dma_logging_range r = {
+		.iova = self->e.c.dma_iova,
+		.length = ENV_DMA_SIZE,
+	};
+	size_t words = ENV_DMA_SIZE / ENV_PAGE / 64, i;
+	uint64_t *bitmap = calloc(words, 8);
+	struct vfio_dev *a = &self->e.dev[A];
+	uint64_t pgsz = ENV_PAGE;
+	unsigned int dirty = 0;
+
+	ASSERT_NE(NULL, bitmap);
+	arm(self, FAIL_INTERNAL, TERN_OP_DIRTY_START);
+	EXPECT_EQ(-EIO, mig_log_start(a, &r, 1, &pgsz));
+	EXPECT_EQ(-EINVAL, mig_log_report(a, r.iova, r.length, pgsz, bitmap));
+	ASSERT_EQ(0, mig_log_start(a, &r, 1, &pgsz));
+
+	self->w.pass++;
+	work_add_range(&self->w, 0, NR_DESC);
+	ASSERT_EQ(0, work_wait(&self->w, TIMEOUT_MS));
+	arm(self, FAIL_INTERNAL, TERN_OP_DIRTY_REPORT);
+	EXPECT_EQ(-EIO, mig_log_report(a, r.iova, r.length, pgsz, bitmap));
+	EXPECT_EQ(0, mig_log_report(a, r.iova, r.length, pgsz, bitmap));
+	for (i = 0; i < words; i++)
+		dirty += __builtin_popcountll(bitmap[i]);
+	EXPECT_LE(NR_DESC, dirty);
+
+	arm(self, FAIL_INTERNAL, TERN_OP_DIRTY_STOP);
+	EXPECT_EQ(-EIO, mig_log_stop(a));
+	ASSERT_EQ(0, mig_log_start(a, &r, 1, &pgsz));
+	EXPECT_EQ(0, mig_log_stop(a));
+	free(bitmap);
+	check_recovers(_metadata, self);
 }
 
 /* A corrupt image is refused when complete; B unchanged. */
