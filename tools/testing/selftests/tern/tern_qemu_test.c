@@ -917,8 +917,10 @@ static int demo(void)
 	       (unsigned long long)g.submitted);
 	printf("source VFIO states:         %s\n", a.events);
 	printf("destination VFIO states:    %s\n", b.events);
+	if (!ok)
+		show_logs();
 	printf("verification: %s\n", ok ? "OK" :
-	       "FAILED (data on the destination differs, see above)");
+	       "FAILED (see the messages above)");
 	return ok ? 0 : 1;
 }
 
