@@ -21,7 +21,9 @@ all: qemu kernel modules selftests
 
 setup: $(SETUP_STAMP)
 
-$(SETUP_STAMP): scripts/setup
+# The stamp's name holds the script's hash: a fresh clone, whose script is
+# newer than the stamp, does not run it again.
+$(SETUP_STAMP):
 	scripts/setup
 	mkdir -p $(TERN_CACHE) && touch $@
 
