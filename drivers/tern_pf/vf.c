@@ -153,6 +153,8 @@ EXPORT_SYMBOL_GPL(tern_vf_identify);
  * tern_vf_quiesce - stop the VF's DMA and interrupts; MMIO still works
  * @vf: the handle
  *
+ * A running VF stops; a frozen one thaws to quiesced.
+ *
  * Return: 0 or a negative errno.
  */
 int tern_vf_quiesce(struct tern_vf *vf)

@@ -820,21 +820,6 @@ static struct file *tern_save_start(struct tern_vfio_dev *tvdev, bool precopy)
 	return migf->filp;
 }
 
-/*
- * STOP -> RUNNING_P2P: let a frozen VF go back to quiesced.  If QUIESCE
- * fails after RESUME the VF runs: it is neither in STOP nor in
- * RUNNING_P2P, which only ERROR can say.
- */
-static int tern_thaw(struct tern_vfio_dev *tvdev)
-{
-	int ret = tern_vf_resume(tvdev->vf);
-
-	if (ret)
-		return ret;
-	ret = tern_vf_quiesce(tvdev->vf);
-	return ret && !tern_err_fatal(ret) ? -EIO : ret;
-}
-
 /* PRE_COPY_P2P -> STOP_COPY: freeze; the next image is the last. */
 static int tern_precopy_stop(struct tern_vfio_dev *tvdev)
 {
@@ -857,7 +842,10 @@ static struct file *tern_step(struct tern_vfio_dev *tvdev,
 	struct tern_mig_file *migf;
 	int ret;
 
+	/* QUIESCE stops a running VF and thaws a frozen one. */
 	if ((cur == VFIO_DEVICE_STATE_RUNNING &&
+	     next == VFIO_DEVICE_STATE_RUNNING_P2P) ||
+	    (cur == VFIO_DEVICE_STATE_STOP &&
 	     next == VFIO_DEVICE_STATE_RUNNING_P2P) ||
 	    (cur == VFIO_DEVICE_STATE_PRE_COPY &&
 	     next == VFIO_DEVICE_STATE_PRE_COPY_P2P))
@@ -872,10 +860,6 @@ static struct file *tern_step(struct tern_vfio_dev *tvdev,
 	if (cur == VFIO_DEVICE_STATE_RUNNING_P2P &&
 	    next == VFIO_DEVICE_STATE_STOP)
 		return ERR_PTR(tern_vf_freeze(tvdev->vf));
-
-	if (cur == VFIO_DEVICE_STATE_STOP &&
-	    next == VFIO_DEVICE_STATE_RUNNING_P2P)
-		return ERR_PTR(tern_thaw(tvdev));
 
 	if (cur == VFIO_DEVICE_STATE_STOP &&
 	    next == VFIO_DEVICE_STATE_STOP_COPY)

@@ -153,9 +153,6 @@ static uint16_t tern_cmd_suspend(TernVfState *vf, uint8_t opcode)
 {
     switch (opcode) {
     case TERN_OP_QUIESCE:
-        if (vf->mig_state == TERN_VF_STATE_FROZEN) {
-            return TERN_STS_INVALID_STATE;
-        }
         tern_vf_quiesce(vf);
         break;
     case TERN_OP_FREEZE:

@@ -294,11 +294,12 @@ static void tern_vf_run(void *opaque)
 
 void tern_vf_quiesce(TernVfState *vf)
 {
-    /* Descriptors are atomic: nothing is half done between two BHs. */
-    if (vf->mig_state == TERN_VF_STATE_RUNNING) {
-        vf->mig_state = TERN_VF_STATE_QUIESCED;
-        qemu_bh_cancel(vf->bh);
+    if (vf->mig_state == TERN_VF_STATE_FROZEN) {
+        memory_region_set_readonly(&vf->devmem, false);
     }
+    /* Descriptors are atomic: nothing is half done between two BHs. */
+    vf->mig_state = TERN_VF_STATE_QUIESCED;
+    qemu_bh_cancel(vf->bh);
 }
 
 void tern_vf_freeze(TernVfState *vf)
