@@ -50,8 +50,7 @@ static uint16_t tern_vf_num(TernVfState *vf)
  */
 void tern_vf_sync_dirty(TernVfState *vf)
 {
-    MemReentrancyGuard *guard =
-        &DEVICE(pcie_sriov_get_pf(PCI_DEVICE(vf)))->mem_reentrancy_guard;
+    MemReentrancyGuard *guard = &DEVICE(tern_vf_pf(vf))->mem_reentrancy_guard;
     bool engaged = guard->engaged_in_io;
     DirtyBitmapSnapshot *snap;
     uint64_t page;
