@@ -65,18 +65,6 @@ static void set_master(struct vfio_dev *d)
 	vfio_cfg_write(d, 4, &cmd, 2);
 }
 
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY);
-	int ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = write(fd, s, strlen(s)) < 0 ? -errno : 0;
-	close(fd);
-	return ret;
-}
-
 /*
  * Each VF's device memory size, from the PF's SR-IOV resource for VF BAR2
  * (TotalVFs times the VF BAR size) before any VF exists.
@@ -117,8 +105,8 @@ FIXTURE_SETUP(dev)
 	/* The type1 backend of /dev/vfio/vfio is not loaded on demand. */
 	if (access("/sys/module/vfio_iommu_type1", F_OK))
 		ASSERT_EQ(0, system("modprobe vfio_iommu_type1"));
-	ASSERT_EQ(0, write_str("/sys/module/vfio_pci/parameters/enable_sriov",
-			       "Y"));
+	ASSERT_EQ(0, file_write("/sys/module/vfio_pci/parameters/enable_sriov",
+				"Y"));
 	/* Whatever driver had the PF, start from a PF without VFs. */
 	pci_sysfs_write(self->pf_bdf, "sriov_numvfs", "0");
 	ASSERT_EQ(0, pci_bind(self->pf_bdf, "vfio-pci"));

@@ -36,29 +36,6 @@ FIXTURE(fault) {
 	char aq_timeout[16];	/* tern_pf's, restored at the end */
 };
 
-static int read_param(const char *path, char *val, int len)
-{
-	FILE *f = fopen(path, "r");
-	int ret;
-
-	if (!f)
-		return -errno;
-	ret = fgets(val, len, f) ? 0 : -EIO;
-	fclose(f);
-	return ret;
-}
-
-static int write_param(const char *path, const char *val)
-{
-	FILE *f = fopen(path, "w");
-	int ret;
-
-	if (!f)
-		return -errno;
-	ret = fputs(val, f) < 0 ? -EIO : 0;
-	return fclose(f) ? -errno : ret;
-}
-
 FIXTURE_SETUP(fault)
 {
 	int ret = env_setup(&self->e, 2, false);
@@ -69,9 +46,9 @@ FIXTURE_SETUP(fault)
 	self->dbg = env_debug_map(&self->e);
 	if (!self->dbg)
 		SKIP(return, "no fault injection (x-debug=off)");
-	ASSERT_EQ(0, read_param(AQ_TIMEOUT_PARAM, self->aq_timeout,
-				sizeof(self->aq_timeout)));
-	ASSERT_EQ(0, write_param(AQ_TIMEOUT_PARAM, AQ_TIMEOUT_MS));
+	ASSERT_EQ(0, file_read(AQ_TIMEOUT_PARAM, self->aq_timeout,
+			       sizeof(self->aq_timeout)));
+	ASSERT_EQ(0, file_write(AQ_TIMEOUT_PARAM, AQ_TIMEOUT_MS));
 	ASSERT_EQ(0, work_init(&self->w, &self->e.c, self->e.regs[A], 0,
 			       NR_DESC));
 }
@@ -86,7 +63,7 @@ FIXTURE_TEARDOWN(fault)
 		env_debug_unmap(self->dbg);
 	}
 	if (self->aq_timeout[0])
-		write_param(AQ_TIMEOUT_PARAM, self->aq_timeout);
+		file_write(AQ_TIMEOUT_PARAM, self->aq_timeout);
 	mig_buf_free(&self->s);
 	env_teardown(&self->e);
 }

@@ -136,6 +136,17 @@ static void conn_send(struct conn *c, const char *fmt, ...)
 
 static pid_t qemu_pids[2];
 
+/* The last @lines lines of QEMU @name's log. */
+static void show_log(const char *name, int lines)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "tail -n %d %s/%s.log | cut -c1-200 | "
+		 "sed 's/^/# %s: /'", lines, DIR, name, name);
+	if (system(cmd))
+		ksft_print_msg("cannot show the %s QEMU's log\n", name);
+}
+
 /* Where each QEMU thread sleeps in the kernel, and its log's tail. */
 static void dump_qemu(pid_t pid, const char *name)
 {
@@ -143,18 +154,17 @@ static void dump_qemu(pid_t pid, const char *name)
 
 	snprintf(cmd, sizeof(cmd),
 		 "for t in /proc/%d/task/*; do echo \"# thread $(cat $t/comm):\"; "
-		 "sed 's/^/#   /' $t/stack; done; tail -n 30 %s/%s.log | "
-		 "cut -c1-200 | sed 's/^/# %s: /'", pid, DIR, name, name);
+		 "sed 's/^/#   /' $t/stack; done", pid);
 	if (system(cmd))
 		ksft_print_msg("cannot inspect QEMU %d\n", pid);
+	show_log(name, 30);
 }
 
 /* The end of both QEMU logs, after a failed test. */
 static void show_logs(void)
 {
-	if (system("tail -n 8 " DIR "/src.log " DIR "/dst.log 2>&1 | "
-		   "cut -c1-200 | sed 's/^/# /'"))
-		ksft_print_msg("cannot show the QEMU logs\n");
+	show_log("src", 8);
+	show_log("dst", 8);
 }
 
 static void __attribute__((noreturn)) die(const char *fmt, ...)

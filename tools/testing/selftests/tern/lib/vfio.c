@@ -31,7 +31,7 @@ uint64_t now_ms(void)
 	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
 }
 
-static int write_file(const char *path, const char *val)
+int file_write(const char *path, const char *val)
 {
 	int fd = open(path, O_WRONLY);
 	ssize_t n;
@@ -44,21 +44,11 @@ static int write_file(const char *path, const char *val)
 	return n;
 }
 
-int pci_sysfs_write(const char *bdf, const char *attr, const char *val)
+int file_read(const char *path, char *buf, size_t len)
 {
-	char path[PATH_MAX];
-
-	snprintf(path, sizeof(path), SYSFS_PCI "/devices/%s/%s", bdf, attr);
-	return write_file(path, val);
-}
-
-int pci_sysfs_read(const char *bdf, const char *attr, char *buf, size_t len)
-{
-	char path[PATH_MAX];
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), SYSFS_PCI "/devices/%s/%s", bdf, attr);
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return -errno;
@@ -70,6 +60,22 @@ int pci_sysfs_read(const char *bdf, const char *attr, char *buf, size_t len)
 	while (n && (buf[n - 1] == '\n'))
 		buf[--n] = 0;
 	return 0;
+}
+
+int pci_sysfs_write(const char *bdf, const char *attr, const char *val)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), SYSFS_PCI "/devices/%s/%s", bdf, attr);
+	return file_write(path, val);
+}
+
+int pci_sysfs_read(const char *bdf, const char *attr, char *buf, size_t len)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), SYSFS_PCI "/devices/%s/%s", bdf, attr);
+	return file_read(path, buf, len);
 }
 
 static long sysfs_hex(const char *bdf, const char *attr)
@@ -147,7 +153,7 @@ int pci_bind(const char *bdf, const char *driver)
 	ret = pci_sysfs_write(bdf, "driver_override", driver);
 	if (ret)
 		return ret;
-	ret = write_file(SYSFS_PCI "/drivers_probe", bdf);
+	ret = file_write(SYSFS_PCI "/drivers_probe", bdf);
 	if (ret)
 		return ret;
 	return pci_wait_driver(bdf, driver, 1000);

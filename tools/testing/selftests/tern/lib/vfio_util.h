@@ -40,6 +40,10 @@ struct vfio_dev {
 	uint64_t cfg_offset;
 };
 
+/* Files (sysfs attributes, module parameters); reads lose trailing newlines. */
+int file_write(const char *path, const char *val);
+int file_read(const char *path, char *buf, size_t len);
+
 /* PCI sysfs */
 int pci_sysfs_write(const char *bdf, const char *attr, const char *val);
 int pci_sysfs_read(const char *bdf, const char *attr, char *buf, size_t len);
