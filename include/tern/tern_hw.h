@@ -110,6 +110,7 @@
 #define TERN_OP_DIRTY_START		0x08
 #define TERN_OP_DIRTY_REPORT		0x09
 #define TERN_OP_DIRTY_STOP		0x0a
+#define TERN_OP_ABORT			0x0b
 
 /* Completion status codes. */
 #define TERN_STS_SUCCESS		0x00
@@ -121,6 +122,7 @@
 #define TERN_STS_NO_BASE		0x06	/* incremental save without a base */
 #define TERN_STS_INVALID_OFFSET		0x07	/* save/load chunk offset */
 #define TERN_STS_BUSY			0x08	/* already started */
+#define TERN_STS_ABORTED		0x09	/* ended by ABORT: outcome unknown */
 #define TERN_STS_IMG_MAGIC		0x10	/* load: not a tern image */
 #define TERN_STS_IMG_VERSION		0x11	/* load: unsupported version */
 #define TERN_STS_IMG_CONFIG		0x12	/* load: VF configuration differs */
@@ -179,6 +181,19 @@ struct tern_cmd_dirty_report {
 	__le64	rsvd1[3];
 };
 
+/*
+ * TERN_OP_ABORT: end the command of cmd.vf whose tag is 'tag'.  If it is
+ * still in the device, the device does no more DMA for it and posts its
+ * completion with TERN_STS_ABORTED before ABORT's own completion;
+ * result0 is 1 then, 0 if no such command was in the device.
+ */
+struct tern_cmd_abort {
+	__le16	tag;		/* tag of the command to end */
+	__le16	rsvd0;
+	__le32	rsvd1;
+	__le64	rsvd2[6];
+};
+
 struct tern_aq_cmd {
 	__u8	opcode;		/* TERN_OP_* */
 	__u8	flags;		/* per opcode */
@@ -190,6 +205,7 @@ struct tern_aq_cmd {
 		struct tern_cmd_xfer		xfer;
 		struct tern_cmd_dirty_start	dirty_start;
 		struct tern_cmd_dirty_report	dirty_report;
+		struct tern_cmd_abort		abort;
 		__le64				dw[7];
 	};
 };
@@ -472,14 +488,21 @@ struct tern_image_regs {
 #define TERN_DBG_REG_FAIL_CMD		0x010	/* RW ARM | opcode */
 #define TERN_DBG_REG_FAIL_VF		0x014	/* RW VF or TERN_VF_NONE: any */
 #define TERN_DBG_REG_FAIL_STATUS	0x018	/* RW status to complete with */
-#define TERN_DBG_REG_DELAY_CMD		0x020	/* RW ARM | opcode */
+#define TERN_DBG_REG_DELAY_CMD		0x020	/* RW ARM | LATE_DMA | opcode */
 #define TERN_DBG_REG_DELAY_MS		0x024	/* RW completion delay */
 #define TERN_DBG_REG_DMA_FAIL		0x030	/* RW ARM | VF */
 #define TERN_DBG_REG_CORRUPT_SAVE	0x038	/* RW ARM | VF (0xffff: any) */
 #define TERN_DBG_REG_FIRED		0x040	/* RO faults fired so far */
+#define TERN_DBG_REG_STUCK_CMD		0x050	/* RW ARM | opcode: never completes */
+#define TERN_DBG_REG_STUCK_VF		0x054	/* RW VF or TERN_VF_NONE: any */
+#define TERN_DBG_REG_SAVE_SHORT		0x058	/* RW most bytes per SAVE, 0: off */
+#define TERN_DBG_REG_SAVE_RESIZE	0x05c	/* RW ARM | VF: image size changes */
+#define TERN_DBG_REG_DIRTY_LIMIT	0x060	/* RW tracker overflows past this */
 
 #define TERN_DBG_MAGIC			0x47424454	/* "TDBG" */
 #define TERN_DBG_ARM			(1u << 31)
+/* DELAY_CMD: the command's data DMA also happens at completion time. */
+#define TERN_DBG_DELAY_LATE_DMA		(1u << 30)
 #define TERN_DBG_OPCODE_MASK		0x000000ffu
 #define TERN_DBG_VF_MASK		0x0000ffffu
 #define TERN_DBG_MAX_DELAY_MS		60000
