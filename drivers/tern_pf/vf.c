@@ -145,6 +145,7 @@ int tern_vf_identify(struct tern_vf *vf, struct tern_vf_info *info)
 	info->dirty_max_ranges = min_t(u32, le32_to_cpu(id.dirty_max_ranges),
 				       TERN_DIRTY_MAX_RANGES);
 	info->dirty_page_shifts = le32_to_cpu(id.dirty_page_shifts);
+	info->dirty_max_pages = le32_to_cpu(id.dirty_max_pages);
 	return 0;
 }
 EXPORT_SYMBOL_GPL(tern_vf_identify);

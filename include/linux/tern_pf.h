@@ -60,6 +60,7 @@ typedef void (*tern_vf_event_fn)(void *priv, enum tern_vf_event event);
  * @max_xfer_segments: most DMA segments one save or load call takes
  * @dirty_max_ranges: most IOVA ranges dirty tracking takes
  * @dirty_page_shifts: bit n set: pages of 2^n bytes can be tracked
+ * @dirty_max_pages: dirty pages the tracker holds before it overflows
  */
 struct tern_vf_info {
 	u16 image_version;
@@ -69,6 +70,7 @@ struct tern_vf_info {
 	u32 max_xfer_segments;
 	u32 dirty_max_ranges;
 	u32 dirty_page_shifts;
+	u32 dirty_max_pages;
 };
 
 /**
