@@ -28,8 +28,10 @@ static unsigned int tern_aq_depth = 128;
 module_param_named(aq_depth, tern_aq_depth, uint, 0444);
 MODULE_PARM_DESC(aq_depth, "admin queue ring entries, 64..4096 (default 128)");
 
-/* An abandoned command gets this many timeouts to complete late. */
-#define TERN_AQ_GRACE_TIMEOUTS	4
+/* A caller waits this many timeouts for a free slot. */
+#define TERN_AQ_SLOT_WAIT_TIMEOUTS	4
+/* Without ABORT, an abandoned command gets this many timeouts to end. */
+#define TERN_AQ_GRACE_TIMEOUTS		4
 /* How often a waiter looks for a completion whose interrupt is late. */
 #define TERN_AQ_POLL_MS		100
 /* Most CPU segments one save or load may bring. */
@@ -46,6 +48,7 @@ static const char * const tern_op_names[] = {
 	[TERN_OP_DIRTY_START] = "DIRTY_START",
 	[TERN_OP_DIRTY_REPORT] = "DIRTY_REPORT",
 	[TERN_OP_DIRTY_STOP] = "DIRTY_STOP",
+	[TERN_OP_ABORT] = "ABORT",
 };
 
 const char *tern_op_name(u8 opcode)
@@ -68,6 +71,7 @@ static const struct {
 	[TERN_STS_NO_BASE] = { "no base image", -ENODATA },
 	[TERN_STS_INVALID_OFFSET] = { "invalid offset", -ESPIPE },
 	[TERN_STS_BUSY] = { "busy", -EBUSY },
+	[TERN_STS_ABORTED] = { "aborted", -EIO },
 	[TERN_STS_IMG_MAGIC] = { "image: bad magic", -EBADMSG },
 	[TERN_STS_IMG_VERSION] = { "image: unsupported version", -EPROTONOSUPPORT },
 	[TERN_STS_IMG_CONFIG] = { "image: VF configuration differs", -EINVAL },
@@ -116,72 +120,87 @@ static u16 slot_tag(struct tern_aq *aq, struct tern_aq_slot *slot)
 }
 
 /* Give back a slot's DMA resources; the device is done with them. */
-static void slot_release_data(struct tern_aq *aq, struct tern_aq_slot *slot,
-			      bool put_pages)
+static void slot_release_data(struct tern_aq *aq, struct tern_aq_slot *slot)
 {
-	struct scatterlist *sg;
-	unsigned int i;
+	struct sg_page_iter piter;
 
 	if (!slot->data)
 		return;
 	if (slot->data_mapped)
 		dma_unmap_sgtable(aq_dev(aq), slot->data, slot->dir, 0);
-	if (put_pages)
-		for_each_sgtable_sg(slot->data, sg, i)
-			put_page(sg_page(sg));
+	if (slot->pages_held)
+		for_each_sgtable_page(slot->data, &piter, 0)
+			put_page(sg_page_iter_page(&piter));
 	sg_free_table(slot->data);
 	kfree(slot->data);
 	slot->data = NULL;
 	slot->data_mapped = false;
+	slot->pages_held = false;
 }
 
 /* Called with aq->lock held. */
 static void slot_free(struct tern_aq *aq, struct tern_aq_slot *slot)
 {
-	bool abandoned = slot->state == TERN_SLOT_ABANDONED;
-
-	slot_release_data(aq, slot, abandoned);
+	slot_release_data(aq, slot);
 	slot->state = TERN_SLOT_FREE;
 	slot->gen = (slot->gen + 1) & (U16_MAX >> TERN_AQ_SLOT_BITS);
 	aq->stats.inflight--;
-	up(&aq->free_slots);
+	if (slot != aq->abort_slot)
+		wake_up(&aq->slot_wait);
 }
 
-static struct tern_aq_slot *slot_get(struct tern_aq *aq)
+/* Called with aq->lock held. */
+static void slot_take(struct tern_aq *aq, struct tern_aq_slot *slot)
 {
-	unsigned long wait = msecs_to_jiffies(TERN_AQ_GRACE_TIMEOUTS *
-					      tern_aq_timeout_ms);
-	struct tern_aq_slot *slot = NULL;
-	unsigned int i;
+	slot->state = TERN_SLOT_BUSY;
+	aq->stats.inflight++;
+	aq->stats.max_inflight = max(aq->stats.max_inflight,
+				     aq->stats.inflight);
+}
 
-	if (down_timeout(&aq->free_slots, wait))
-		return ERR_PTR(-ETIMEDOUT);
+/* Take a free slot other than the watchdog's; false if there is none. */
+static bool slot_try_get(struct tern_aq *aq, struct tern_aq_slot **slotp)
+{
+	unsigned int i;
 
 	spin_lock_irq(&aq->lock);
 	for (i = 0; i < aq->nr_slots; i++) {
-		if (aq->slots[i].state == TERN_SLOT_FREE) {
-			slot = &aq->slots[i];
-			slot->state = TERN_SLOT_BUSY;
+		struct tern_aq_slot *slot = &aq->slots[i];
+
+		if (slot != aq->abort_slot && slot->state == TERN_SLOT_FREE) {
+			slot_take(aq, slot);
+			*slotp = slot;
 			break;
 		}
 	}
-	if (slot) {
-		aq->stats.inflight++;
-		aq->stats.max_inflight = max(aq->stats.max_inflight,
-					     aq->stats.inflight);
-	}
 	spin_unlock_irq(&aq->lock);
-	/* The semaphore counts free slots: one must be there. */
-	if (WARN_ON(!slot)) {
-		up(&aq->free_slots);
-		return ERR_PTR(-EIO);
-	}
+	return *slotp;
+}
+
+/*
+ * Wait for a free slot; a fatal signal ends the wait.  No command has
+ * been sent then, but the caller cannot tell -EINTR apart.
+ */
+static struct tern_aq_slot *slot_get(struct tern_aq *aq)
+{
+	unsigned long wait = msecs_to_jiffies(TERN_AQ_SLOT_WAIT_TIMEOUTS *
+					      tern_aq_timeout_ms);
+	struct tern_aq_slot *slot = NULL;
+	long ret;
+
+	ret = wait_event_killable_timeout(aq->slot_wait,
+					  slot_try_get(aq, &slot), wait);
+	if (ret < 0)
+		return ERR_PTR(-EINTR);
+	if (!ret)
+		return ERR_PTR(-ETIMEDOUT);
 	return slot;
 }
 
 /*
  * Copy the first @len bytes of the caller's table into one the slot
  * owns, so that an abandoned command never depends on caller memory.
+ * The pages must be ones a reference can be taken on (slot_abandon()).
  */
 static int slot_copy_data(struct tern_aq_slot *slot, struct sg_table *src,
 			  u32 len)
@@ -226,6 +245,20 @@ static int slot_copy_data(struct tern_aq_slot *slot, struct sg_table *src,
 	return 0;
 }
 
+/* Pages of slab memory or tails of non-compound allocations cannot be held. */
+static bool slot_pages_refcounted(struct tern_aq_slot *slot)
+{
+	struct sg_page_iter piter;
+
+	for_each_sgtable_page(slot->data, &piter, 0) {
+		struct page *page = sg_page_iter_page(&piter);
+
+		if (PageSlab(page) || !folio_ref_count(page_folio(page)))
+			return false;
+	}
+	return true;
+}
+
 /* Map the slot's data and list its DMA segments in the slot buffer. */
 static int slot_map_data(struct tern_aq *aq, struct tern_aq_slot *slot,
 			 const struct tern_aq_io *io, u32 *nr_segs)
@@ -238,14 +271,17 @@ static int slot_map_data(struct tern_aq *aq, struct tern_aq_slot *slot,
 	ret = slot_copy_data(slot, io->data, io->data_len);
 	if (ret)
 		return ret;
+	if (WARN_ON_ONCE(!slot_pages_refcounted(slot)))
+		return -EINVAL;
 	slot->dir = io->dir;
 	ret = dma_map_sgtable(aq_dev(aq), slot->data, io->dir, 0);
 	if (ret)
 		return ret;
 	slot->data_mapped = true;
 
+	/* The device's limit counts DMA segments: after IOMMU merging. */
 	for_each_sgtable_dma_sg(slot->data, sg, i) {
-		if (n == TERN_MAX_SG_ENTRIES)
+		if (n == aq->max_sg)
 			return -E2BIG;
 		list[n].addr = cpu_to_le64(sg_dma_address(sg));
 		list[n].len = cpu_to_le32(sg_dma_len(sg));
@@ -306,18 +342,32 @@ static int slot_prepare(struct tern_aq *aq, struct tern_aq_slot *slot,
 	return 0;
 }
 
-static void slot_abandon(struct tern_aq *aq, struct tern_aq_slot *slot)
+/*
+ * The caller leaves; the device may still read or write the command's
+ * memory.  The slot buffer and the DMA mapping are the slot's already.
+ * The data pages are the caller's, who frees them when we return: hold
+ * every one of them (an entry of the table may span many pages, as
+ * sg_alloc_table_from_pages() merges contiguous ones) until the device
+ * is done.  Called with aq->lock held, while the caller still holds its
+ * pages.
+ */
+static void slot_abandon(struct tern_aq *aq, struct tern_aq_slot *slot,
+			 int why)
 {
-	struct scatterlist *sg;
-	unsigned int i;
+	struct sg_page_iter piter;
 
-	/* The caller frees its pages when we return: keep them alive. */
-	if (slot->data)
-		for_each_sgtable_sg(slot->data, sg, i)
-			get_page(sg_page(sg));
+	if (slot->data && !slot->pages_held) {
+		for_each_sgtable_page(slot->data, &piter, 0)
+			get_page(sg_page_iter_page(&piter));
+		slot->pages_held = true;
+	}
 	slot->state = TERN_SLOT_ABANDONED;
 	slot->abandoned_at = jiffies;
-	aq->stats.timeouts++;
+	slot->no_abort = false;
+	if (why == -EINTR)
+		aq->stats.interrupted++;
+	else
+		aq->stats.timeouts++;
 }
 
 static void aq_log_result(struct tern_aq *aq, const struct tern_aq_cmd *cmd,
@@ -330,8 +380,11 @@ static void aq_log_result(struct tern_aq *aq, const struct tern_aq_cmd *cmd,
 	if (ret == -ETIMEDOUT)
 		dev_err_ratelimited(dev, "%s for VF %u timed out after %u ms\n",
 				    op, vf, tern_aq_timeout_ms);
+	else if (ret == -EINTR)
+		dev_warn_ratelimited(dev, "%s for VF %u abandoned: caller killed\n",
+				     op, vf);
 	else if (ret == -EIO && !status)
-		dev_err_ratelimited(dev, "%s for VF %u aborted: admin queue reset\n",
+		dev_err_ratelimited(dev, "%s for VF %u failed: admin queue reset\n",
 				    op, vf);
 	else if (ret)
 		dev_err_ratelimited(dev, "%s for VF %u failed: status 0x%02x (%s)\n",
@@ -342,49 +395,52 @@ static void aq_log_result(struct tern_aq *aq, const struct tern_aq_cmd *cmd,
  * Wait for the slot's completion.  Like NVMe's timeout handler, look at
  * the completion ring ourselves now and then: a completion whose
  * interrupt went missing must not pass for a dead device.
+ *
+ * Return: 0 when the slot completed or the time is up, -EINTR on a
+ * fatal signal (if @killable).
  */
-static void tern_aq_wait(struct tern_aq *aq, struct tern_aq_slot *slot,
-			 unsigned long timeout)
+static int tern_aq_wait(struct tern_aq *aq, struct tern_aq_slot *slot,
+			unsigned long timeout, bool killable)
 {
 	unsigned long end = jiffies + timeout;
 	unsigned long poll = msecs_to_jiffies(TERN_AQ_POLL_MS);
+	bool done;
+	long ret;
 
-	while (!wait_for_completion_timeout(&slot->done, poll)) {
+	for (;;) {
+		if (killable)
+			ret = wait_for_completion_killable_timeout(&slot->done,
+								   poll);
+		else
+			ret = wait_for_completion_timeout(&slot->done, poll);
+		if (ret > 0)
+			return 0;
+		if (ret < 0)
+			return -EINTR;
 		spin_lock_irq(&aq->lock);
 		aq_reap(aq);
+		done = slot->state != TERN_SLOT_BUSY;
 		if (slot->state == TERN_SLOT_DONE)
 			aq->stats.polled++;
 		spin_unlock_irq(&aq->lock);
-		if (slot->state == TERN_SLOT_DONE || time_after(jiffies, end))
-			break;
+		if (done || time_after(jiffies, end))
+			return 0;
 	}
 }
 
-/**
- * tern_aq_exec - run one admin command and wait for it
- * @aq: the queue
- * @cmd: the command; opcode, flags, vf and fields set, tag and buffer
- *	addresses are filled in here
- * @io: the memory the command uses, or NULL
- * @cpl: receives the completion, or NULL
- *
- * Return: 0, or a negative errno (the device's status mapped, -ETIMEDOUT,
- * -EIO when the queue is down or was reset under the command).
+/*
+ * Send a prepared command in @slot, wait for it and collect its result.
+ * A command that does not complete in time, or whose caller is killed
+ * (@killable), is abandoned in its slot; the watchdog ends it.
  */
-int tern_aq_exec(struct tern_aq *aq, struct tern_aq_cmd *cmd,
-		 const struct tern_aq_io *io, struct tern_aq_cpl *cpl)
+static int aq_run(struct tern_aq *aq, struct tern_aq_slot *slot,
+		  struct tern_aq_cmd *cmd, const struct tern_aq_io *io,
+		  struct tern_aq_cpl *cpl, bool killable)
 {
 	unsigned long timeout = msecs_to_jiffies(tern_aq_timeout_ms);
-	struct tern_aq_slot *slot;
 	u16 status = 0;
 	ktime_t start;
-	int ret;
-
-	if (cmd->opcode > TERN_OP_DIRTY_STOP)
-		return -EINVAL;
-	slot = slot_get(aq);
-	if (IS_ERR(slot))
-		return PTR_ERR(slot);
+	int ret, wret;
 
 	ret = slot_prepare(aq, slot, cmd, io);
 
@@ -406,7 +462,7 @@ int tern_aq_exec(struct tern_aq *aq, struct tern_aq_cmd *cmd,
 	aq->stats.submitted[cmd->opcode]++;
 	spin_unlock_irq(&aq->lock);
 
-	tern_aq_wait(aq, slot, timeout);
+	wret = tern_aq_wait(aq, slot, timeout, killable);
 
 	spin_lock_irq(&aq->lock);
 	switch (slot->state) {
@@ -421,25 +477,96 @@ int tern_aq_exec(struct tern_aq *aq, struct tern_aq_cmd *cmd,
 			memcpy(io->out, slot->buf, io->out_len);
 		slot_free(aq, slot);
 		break;
-	case TERN_SLOT_ABORTED:
+	case TERN_SLOT_RESET:
 		ret = -EIO;
 		slot_free(aq, slot);
 		break;
 	default:
-		ret = -ETIMEDOUT;
-		slot_abandon(aq, slot);
+		ret = wret ?: -ETIMEDOUT;
+		slot_abandon(aq, slot, ret);
 		break;
 	}
 	spin_unlock_irq(&aq->lock);
 
-	if (ret == -ETIMEDOUT)
-		schedule_delayed_work(&aq->watchdog, timeout);
+	/* Have the watchdog end the command now. */
+	if (ret == -ETIMEDOUT || ret == -EINTR)
+		mod_delayed_work(system_wq, &aq->watchdog, 0);
 
 	trace_tern_pf_cmd(aq->pf->pdev, cmd->opcode, le16_to_cpu(cmd->vf),
 			  le16_to_cpu(cmd->tag), status, ret,
 			  ktime_us_delta(ktime_get(), start));
 	aq_log_result(aq, cmd, status, ret);
 	return ret;
+}
+
+/**
+ * tern_aq_exec - run one admin command and wait for it
+ * @aq: the queue
+ * @cmd: the command; opcode, flags, vf and fields set, tag and buffer
+ *	addresses are filled in here
+ * @io: the memory the command uses, or NULL
+ * @cpl: receives the completion, or NULL
+ *
+ * The wait ends early on a fatal signal: the command is then abandoned
+ * as on a timeout.
+ *
+ * Return: 0, or a negative errno (the device's status mapped, -ETIMEDOUT,
+ * -EINTR on a fatal signal, -E2BIG if the data has more DMA segments
+ * than the device takes, -EIO when the queue is down or was reset under
+ * the command).
+ */
+int tern_aq_exec(struct tern_aq *aq, struct tern_aq_cmd *cmd,
+		 const struct tern_aq_io *io, struct tern_aq_cpl *cpl)
+{
+	struct tern_aq_slot *slot;
+
+	/* ABORT is the watchdog's. */
+	if (cmd->opcode > TERN_OP_DIRTY_STOP)
+		return -EINVAL;
+	slot = slot_get(aq);
+	if (IS_ERR(slot))
+		return PTR_ERR(slot);
+	return aq_run(aq, slot, cmd, io, cpl, true);
+}
+
+/**
+ * tern_aq_identify_device - read the device's limits into the queue
+ * @aq: the queue, enabled
+ *
+ * IDENTIFY with no VF: the SG entries a command takes.
+ *
+ * Return: 0 or a negative errno.
+ */
+int tern_aq_identify_device(struct tern_aq *aq)
+{
+	struct tern_aq_cmd cmd = {
+		.opcode = TERN_OP_IDENTIFY,
+		.vf = cpu_to_le16(TERN_VF_NONE),
+	};
+	struct tern_identify *id;
+	struct tern_aq_io io = { .out_len = sizeof(*id) };
+	unsigned int max_sg;
+	int ret;
+
+	id = kzalloc(sizeof(*id), GFP_KERNEL);
+	if (!id)
+		return -ENOMEM;
+	io.out = id;
+	ret = tern_aq_exec(aq, &cmd, &io, NULL);
+	if (!ret && le32_to_cpu(id->magic) != TERN_PF_MAGIC)
+		ret = -EIO;
+	max_sg = le16_to_cpu(id->max_sg_entries);
+	kfree(id);
+	if (ret)
+		return ret;
+	if (!max_sg) {
+		dev_err(aq_dev(aq), "device takes no SG entries\n");
+		return -ENODEV;
+	}
+	/* The slot buffer holds the list. */
+	aq->max_sg = min3(max_sg, (unsigned int)TERN_MAX_SG_ENTRIES,
+			  (unsigned int)(TERN_AQ_BUF_SIZE / TERN_SG_SIZE));
+	return 0;
 }
 
 /* Hand completions to their slots.  Called with aq->lock held. */
@@ -469,11 +596,18 @@ static void aq_reap(struct tern_aq *aq)
 					     "completion with unknown tag 0x%04x dropped\n",
 					     tag);
 		} else if (slot->state == TERN_SLOT_ABANDONED) {
-			aq->stats.late++;
-			dev_warn_ratelimited(aq_dev(aq),
-					     "late completion of %s for VF %u dropped (status 0x%02x)\n",
-					     tern_op_name(slot->opcode), slot->vf,
-					     le16_to_cpu(c->status));
+			u16 status = le16_to_cpu(c->status);
+
+			/* The device is done with the command's memory. */
+			if (status == TERN_STS_ABORTED) {
+				aq->stats.aborted++;
+			} else {
+				aq->stats.late++;
+				dev_warn_ratelimited(aq_dev(aq),
+						     "late completion of %s for VF %u dropped (status 0x%02x)\n",
+						     tern_op_name(slot->opcode),
+						     slot->vf, status);
+			}
 			slot_free(aq, slot);
 		} else {
 			slot->cpl = *c;
@@ -527,8 +661,9 @@ int tern_aq_enable(struct tern_aq *aq)
 
 	sts = aq_readl(aq, TERN_PF_REG_STATUS);
 	if (!(sts & TERN_PF_STS_READY)) {
-		dev_err(aq_dev(aq), "admin queue did not start: status 0x%08x\n",
-			sts);
+		dev_err_ratelimited(aq_dev(aq),
+				    "admin queue did not start: status 0x%08x\n",
+				    sts);
 		aq_writel(aq, 0, TERN_PF_REG_CTRL);
 		return -EIO;
 	}
@@ -564,7 +699,7 @@ void tern_aq_disable(struct tern_aq *aq)
 		struct tern_aq_slot *slot = &aq->slots[i];
 
 		if (slot->state == TERN_SLOT_BUSY) {
-			slot->state = TERN_SLOT_ABORTED;
+			slot->state = TERN_SLOT_RESET;
 			complete(&slot->done);
 		} else if (slot->state == TERN_SLOT_ABANDONED) {
 			slot_free(aq, slot);
@@ -573,52 +708,150 @@ void tern_aq_disable(struct tern_aq *aq)
 	spin_unlock_irq(&aq->lock);
 }
 
+/* Reset the queue: the device forgets every command it had fetched. */
+static void aq_reset(struct tern_aq *aq, const char *why)
+{
+	dev_err_ratelimited(aq_dev(aq), "admin queue reset: %s\n", why);
+	tern_aq_disable(aq);
+	aq->stats.resets++;
+	if (tern_aq_enable(aq))
+		dev_err_ratelimited(aq_dev(aq), "admin queue did not recover\n");
+}
+
+enum tern_abort_result {
+	TERN_ABORT_DONE,	/* the command's slot is free */
+	TERN_ABORT_UNKNOWN,	/* the device has no ABORT */
+	TERN_ABORT_FAILED,
+};
+
 /*
- * A queue whose abandoned commands stay unanswered past their grace
- * period, or that halted, is reset: disabling it guarantees the device
- * no longer touches the abandoned commands' memory.
+ * End an abandoned command with ABORT, sent in the watchdog's own slot.
+ * The device posts the command's completion (ABORTED, or its real one if
+ * it had just finished) before ABORT's, so once ABORT completes the
+ * command's slot is free, unless the device lost the command.  Called
+ * with reset_lock held.
+ */
+static enum tern_abort_result aq_abort(struct tern_aq *aq,
+				       struct tern_aq_slot *victim)
+{
+	struct tern_aq_slot *slot = aq->abort_slot;
+	struct tern_aq_cmd cmd = { .opcode = TERN_OP_ABORT };
+	enum tern_abort_result res;
+	bool freed;
+	u16 gen;
+	int ret;
+
+	spin_lock_irq(&aq->lock);
+	if (victim->state != TERN_SLOT_ABANDONED) {
+		spin_unlock_irq(&aq->lock);
+		return TERN_ABORT_DONE;
+	}
+	if (slot->state != TERN_SLOT_FREE) {
+		spin_unlock_irq(&aq->lock);
+		return TERN_ABORT_FAILED;
+	}
+	gen = victim->gen;
+	cmd.vf = cpu_to_le16(victim->vf);
+	cmd.abort.tag = cpu_to_le16(slot_tag(aq, victim));
+	slot_take(aq, slot);
+	aq->stats.aborts++;
+	spin_unlock_irq(&aq->lock);
+
+	ret = aq_run(aq, slot, &cmd, NULL, NULL, false);
+
+	spin_lock_irq(&aq->lock);
+	freed = victim->state != TERN_SLOT_ABANDONED || victim->gen != gen;
+	if (slot->state != TERN_SLOT_FREE)
+		res = TERN_ABORT_FAILED;	/* ABORT is stuck too */
+	else if (freed)
+		res = TERN_ABORT_DONE;
+	else if (ret == -EOPNOTSUPP)
+		res = TERN_ABORT_UNKNOWN;
+	else
+		res = TERN_ABORT_FAILED;
+	if (res == TERN_ABORT_UNKNOWN)
+		victim->no_abort = true;
+	if (res != TERN_ABORT_DONE)
+		aq->stats.abort_failures++;
+	spin_unlock_irq(&aq->lock);
+	if (res == TERN_ABORT_FAILED && !ret)
+		dev_err_ratelimited(aq_dev(aq),
+				    "ABORT of %s for VF %u: the device does not know it\n",
+				    tern_op_name(victim->opcode), victim->vf);
+	return res;
+}
+
+/*
+ * The first abandoned command to ABORT, not the watchdog's own; *@waiting
+ * tells whether commands that cannot be aborted wait for a late
+ * completion, *@overdue whether one of them waited too long.
+ */
+static struct tern_aq_slot *aq_next_abandoned(struct tern_aq *aq,
+					      bool *waiting, bool *overdue)
+{
+	unsigned long grace = msecs_to_jiffies(TERN_AQ_GRACE_TIMEOUTS *
+					       tern_aq_timeout_ms);
+	struct tern_aq_slot *found = NULL;
+	unsigned int i;
+
+	*waiting = false;
+	*overdue = false;
+	spin_lock_irq(&aq->lock);
+	for (i = 0; i < aq->nr_slots; i++) {
+		struct tern_aq_slot *slot = &aq->slots[i];
+
+		if (slot == aq->abort_slot ||
+		    slot->state != TERN_SLOT_ABANDONED)
+			continue;
+		if (!slot->no_abort) {
+			found = slot;
+			break;
+		}
+		*waiting = true;
+		if (time_after(jiffies, slot->abandoned_at + grace))
+			*overdue = true;
+	}
+	spin_unlock_irq(&aq->lock);
+	return found;
+}
+
+/*
+ * Runs as soon as a caller abandons a command.  Each abandoned command is
+ * ended with ABORT, which touches that command only: other commands, of
+ * this VF or others, go on.  Only when ABORT itself fails (it times out,
+ * the device rejects it, or the command stays unaccounted for), or the
+ * device halted the queue, is the queue reset as the last resort:
+ * disabling it guarantees the device no longer touches the memory of any
+ * command, but every command in flight fails with -EIO.  A device that
+ * does not know ABORT gets four timeouts to complete the command late
+ * before the reset.
  */
 static void tern_aq_watchdog(struct work_struct *work)
 {
 	struct tern_aq *aq = container_of(to_delayed_work(work),
 					  struct tern_aq, watchdog);
-	unsigned long grace = msecs_to_jiffies(TERN_AQ_GRACE_TIMEOUTS *
-					       tern_aq_timeout_ms);
-	bool stuck = false, waiting = false;
-	const char *why = NULL;
-	unsigned int i;
+	struct tern_aq_slot *victim;
+	bool waiting = false, overdue = false;
 
 	mutex_lock(&aq->reset_lock);
 	if (!aq->up)
 		goto out;
-
-	spin_lock_irq(&aq->lock);
-	for (i = 0; i < aq->nr_slots; i++) {
-		struct tern_aq_slot *slot = &aq->slots[i];
-
-		if (slot->state != TERN_SLOT_ABANDONED)
-			continue;
-		waiting = true;
-		if (time_after(jiffies, slot->abandoned_at + grace))
-			stuck = true;
+	if (aq_readl(aq, TERN_PF_REG_STATUS) & TERN_PF_STS_HALTED) {
+		aq_reset(aq, "halted");
+		goto out;
 	}
-	spin_unlock_irq(&aq->lock);
-
-	if (aq_readl(aq, TERN_PF_REG_STATUS) & TERN_PF_STS_HALTED)
-		why = "halted";
-	else if (stuck)
-		why = "commands unanswered";
-
-	if (why) {
-		dev_err(aq_dev(aq), "admin queue reset: %s\n", why);
-		tern_aq_disable(aq);
-		aq->stats.resets++;
-		if (tern_aq_enable(aq))
-			dev_err(aq_dev(aq), "admin queue did not recover\n");
-	} else if (waiting) {
-		schedule_delayed_work(&aq->watchdog,
-				      msecs_to_jiffies(tern_aq_timeout_ms));
+	while (aq->up &&
+	       (victim = aq_next_abandoned(aq, &waiting, &overdue))) {
+		if (aq_abort(aq, victim) == TERN_ABORT_FAILED) {
+			aq_reset(aq, "ABORT failed");
+			goto out;
+		}
 	}
+	if (overdue)
+		aq_reset(aq, "commands unanswered");
+	else if (waiting)
+		mod_delayed_work(system_wq, &aq->watchdog,
+				 msecs_to_jiffies(tern_aq_timeout_ms));
 out:
 	mutex_unlock(&aq->reset_lock);
 }
@@ -681,6 +914,7 @@ int tern_aq_init(struct tern_pf *pf)
 
 	aq->pf = pf;
 	spin_lock_init(&aq->lock);
+	init_waitqueue_head(&aq->slot_wait);
 	mutex_init(&aq->reset_lock);
 	INIT_DELAYED_WORK(&aq->watchdog, tern_aq_watchdog);
 
@@ -693,7 +927,7 @@ int tern_aq_init(struct tern_pf *pf)
 	/* Never more in flight than the rings can hold. */
 	aq->nr_slots = min3(dev_inflight, (unsigned int)TERN_AQ_SLOTS,
 			    aq->depth - 1U);
-	sema_init(&aq->free_slots, aq->nr_slots);
+	aq->abort_slot = &aq->slots[aq->nr_slots - 1];
 
 	ret = tern_aq_alloc_mem(aq);
 	if (ret)

@@ -28,17 +28,22 @@ static int aq_show(struct seq_file *m, void *unused)
 	seq_printf(m, "state: %s\n", up ? "up" : "down");
 	seq_printf(m, "depth: %u\n", aq->depth);
 	seq_printf(m, "slots: %u\n", aq->nr_slots);
+	seq_printf(m, "max_sg: %u\n", aq->max_sg);
 	seq_printf(m, "timeout_ms: %u\n", tern_aq_timeout_ms);
 	seq_printf(m, "inflight: %u\n", st.inflight);
 	seq_printf(m, "max_inflight: %u\n", st.max_inflight);
 	seq_printf(m, "errors: %llu\n", st.errors);
 	seq_printf(m, "timeouts: %llu\n", st.timeouts);
+	seq_printf(m, "interrupted: %llu\n", st.interrupted);
+	seq_printf(m, "aborts: %llu\n", st.aborts);
+	seq_printf(m, "abort_failures: %llu\n", st.abort_failures);
+	seq_printf(m, "aborted_completions: %llu\n", st.aborted);
 	seq_printf(m, "late_completions: %llu\n", st.late);
 	seq_printf(m, "stray_completions: %llu\n", st.stray);
 	seq_printf(m, "polled_completions: %llu\n", st.polled);
 	seq_printf(m, "resets: %llu\n", st.resets);
 	seq_printf(m, "dirty_pages_reported: %llu\n", st.dirty_pages);
-	for (op = TERN_OP_IDENTIFY; op <= TERN_OP_DIRTY_STOP; op++)
+	for (op = TERN_OP_IDENTIFY; op <= TERN_OP_ABORT; op++)
 		seq_printf(m, "cmd_%s: %llu\n", tern_op_name(op),
 			   st.submitted[op]);
 	return 0;

@@ -61,7 +61,8 @@ static int tern_pf_sriov_configure(struct pci_dev *pdev, int num_vfs)
 	if (pf->sriov_busy) {
 		ret = -EBUSY;
 	} else if (!num_vfs && !list_empty(&pf->handles)) {
-		pci_warn(pdev, "cannot disable VFs: a VF is in use for migration\n");
+		dev_warn_ratelimited(&pdev->dev,
+				     "cannot disable VFs: a VF is in use for migration\n");
 		ret = -EBUSY;
 	} else {
 		pf->sriov_busy = true;
@@ -142,14 +143,22 @@ static int tern_pf_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	ret = tern_aq_init(pf);
 	if (ret)
 		goto err_irq;
+	ret = tern_aq_identify_device(&pf->aq);
+	if (ret) {
+		pci_err(pdev, "IDENTIFY of the device failed: %d\n", ret);
+		goto err_aq;
+	}
 
 	pf->total_vfs = pci_sriov_get_totalvfs(pdev);
 	pci_set_drvdata(pdev, pf);
 	tern_pf_debugfs_init(pf);
-	pci_info(pdev, "admin queue: %u entries, %u commands in flight; %u VFs\n",
-		 pf->aq.depth, pf->aq.nr_slots, pf->total_vfs);
+	pci_info(pdev, "admin queue: %u entries, %u commands in flight, %u SG entries; %u VFs\n",
+		 pf->aq.depth, pf->aq.nr_slots - 1, pf->aq.max_sg,
+		 pf->total_vfs);
 	return 0;
 
+err_aq:
+	tern_aq_fini(pf);
 err_irq:
 	pci_free_irq_vectors(pdev);
 err_put:
@@ -185,7 +194,9 @@ static void tern_pf_reset_done(struct pci_dev *pdev)
 	ret = tern_aq_enable(&pf->aq);
 	mutex_unlock(&pf->aq.reset_lock);
 	if (ret) {
-		pci_err(pdev, "admin queue did not restart after reset: %d\n", ret);
+		dev_err_ratelimited(&pdev->dev,
+				    "admin queue did not restart after reset: %d\n",
+				    ret);
 		return;
 	}
 	mutex_lock(&pf->lock);

@@ -13,18 +13,22 @@
 #include <linux/mutex.h>
 #include <linux/pci.h>
 #include <linux/rwsem.h>
-#include <linux/semaphore.h>
 #include <linux/spinlock.h>
 #include <linux/tern_pf.h>
+#include <linux/wait.h>
 #include <linux/workqueue.h>
 #include <tern/tern_hw.h>
 
 /*
  * Commands in flight are tracked in slots that belong to the queue, not
- * to the callers: a caller that times out leaves its slot ABANDONED with
- * every DMA resource of the command still held, so that a late
- * completion finds live memory.  The tag carries the slot index and a
- * generation, so a completion for an older use of a slot is told apart.
+ * to the callers: a caller that times out or is killed leaves its slot
+ * ABANDONED with every DMA resource of the command still held (a
+ * reference on every data page included), so that a late completion
+ * finds live memory.  The watchdog then ABORTs the command; its ABORTED
+ * (or late) completion frees the slot.  The tag carries the slot index
+ * and a generation, so a completion for an older use of a slot is told
+ * apart.  The last slot is kept for the watchdog's ABORT, so that it is
+ * never starved by the commands it has to end.
  */
 #define TERN_AQ_SLOT_BITS	6
 #define TERN_AQ_SLOTS		BIT(TERN_AQ_SLOT_BITS)
@@ -34,8 +38,8 @@ enum tern_aq_slot_state {
 	TERN_SLOT_FREE,
 	TERN_SLOT_BUSY,		/* submitted, the caller waits */
 	TERN_SLOT_DONE,		/* completed, the caller collects */
-	TERN_SLOT_ABORTED,	/* the queue was reset under it */
-	TERN_SLOT_ABANDONED,	/* the caller timed out */
+	TERN_SLOT_RESET,	/* the queue was reset under it */
+	TERN_SLOT_ABANDONED,	/* the caller timed out or was killed */
 };
 
 struct tern_aq_slot {
@@ -46,19 +50,25 @@ struct tern_aq_slot {
 	u8 opcode;
 	u16 vf;
 	unsigned long abandoned_at;
+	bool no_abort;		/* the device does not know ABORT */
 	/* DMA resources of the command, held until the device is done */
 	void *buf;
 	dma_addr_t buf_dma;
 	struct sg_table *data;
 	enum dma_data_direction dir;
 	bool data_mapped;
+	bool pages_held;	/* a reference on every page of @data */
 };
 
 struct tern_aq_stats {
-	u64 submitted[TERN_OP_DIRTY_STOP + 1];
+	u64 submitted[TERN_OP_ABORT + 1];
 	u64 errors;		/* completions with a failure status */
 	u64 timeouts;
-	u64 late;		/* completions of abandoned commands */
+	u64 interrupted;	/* callers killed while waiting */
+	u64 aborts;		/* ABORTs sent for abandoned commands */
+	u64 abort_failures;	/* ABORTs that did not free the command */
+	u64 aborted;		/* ABORTED completions of abandoned commands */
+	u64 late;		/* other completions of abandoned commands */
 	u64 stray;		/* completions matching no command */
 	u64 polled;		/* completions found by polling, not the IRQ */
 	u64 resets;
@@ -70,12 +80,13 @@ struct tern_aq_stats {
 struct tern_aq {
 	struct tern_pf *pf;
 	spinlock_t lock;	/* rings, slots, stats */
-	struct semaphore free_slots;
-	struct mutex reset_lock;	/* enable, disable, reset */
+	wait_queue_head_t slot_wait;	/* callers waiting for a free slot */
+	struct mutex reset_lock;	/* enable, disable, reset, ABORT */
 	struct delayed_work watchdog;
 	bool up;
 	u16 depth;		/* ring entries */
-	u16 nr_slots;
+	u16 nr_slots;		/* the last one is abort_slot */
+	u16 max_sg;		/* SG entries per command: device and driver */
 	u16 cmd_tail;
 	u16 cpl_head;
 	u16 phase;
@@ -84,6 +95,7 @@ struct tern_aq {
 	struct tern_aq_cpl *cpls;
 	dma_addr_t cpls_dma;
 	struct tern_aq_slot slots[TERN_AQ_SLOTS];
+	struct tern_aq_slot *abort_slot;	/* the watchdog's, for ABORT */
 	struct tern_aq_stats stats;
 };
 
@@ -122,8 +134,14 @@ struct tern_pf {
 	 * removal take it for writing to wait for them to leave.
 	 */
 	struct rw_semaphore gate;
-	enum tern_pf_state state;	/* written under gate and lock */
-	struct mutex lock;	/* handles, sriov_busy */
+	/*
+	 * Written (WRITE_ONCE) under lock only.  tern_vf_get() reads it
+	 * under lock; callers inside gate read it with READ_ONCE and no
+	 * lock: reset and removal change it first, disable the queue, and
+	 * only then take gate for writing to wait for those callers.
+	 */
+	enum tern_pf_state state;
+	struct mutex lock;	/* state, handles, sriov_busy */
 	struct list_head handles;
 	bool sriov_busy;	/* VFs being enabled or disabled */
 	u16 total_vfs;
@@ -148,6 +166,7 @@ int tern_aq_enable(struct tern_aq *aq);
 void tern_aq_disable(struct tern_aq *aq);
 int tern_aq_exec(struct tern_aq *aq, struct tern_aq_cmd *cmd,
 		 const struct tern_aq_io *io, struct tern_aq_cpl *cpl);
+int tern_aq_identify_device(struct tern_aq *aq);
 const char *tern_op_name(u8 opcode);
 
 void tern_pf_debugfs_init(struct tern_pf *pf);

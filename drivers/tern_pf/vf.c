@@ -96,7 +96,8 @@ static int vf_exec(struct tern_vf *vf, struct tern_aq_cmd *cmd,
 	int ret;
 
 	cmd->vf = cpu_to_le16(vf->vf_id);
-	down_read(&pf->gate);
+	if (down_read_killable(&pf->gate))
+		return -EINTR;
 	if (READ_ONCE(pf->state) != TERN_PF_LIVE) {
 		ret = -ENODEV;
 	} else {
@@ -141,7 +142,7 @@ int tern_vf_identify(struct tern_vf *vf, struct tern_vf_info *info)
 	info->devmem_size = le64_to_cpu(id.vf_devmem_size);
 	info->max_image_size = le64_to_cpu(id.max_image_size);
 	info->max_xfer_segments = min_t(u32, le16_to_cpu(id.max_sg_entries),
-					TERN_MAX_SG_ENTRIES);
+					vf->pf->aq.max_sg);
 	info->dirty_max_ranges = min_t(u32, le32_to_cpu(id.dirty_max_ranges),
 				       TERN_DIRTY_MAX_RANGES);
 	info->dirty_page_shifts = le32_to_cpu(id.dirty_page_shifts);
@@ -362,7 +363,10 @@ EXPORT_SYMBOL_GPL(tern_vf_dirty_start);
  * @arg: passed to @fn
  *
  * The device clears the pages it reports.  If @fn fails, the pages
- * reported so far are cleared all the same.
+ * reported so far are cleared all the same.  When the device's answer
+ * is full, the next command continues after the last run reported, so
+ * every page of the range is reported at most once per call, even while
+ * the VF keeps writing.
  *
  * Return: 0, -EOVERFLOW if the tracker lost pages (treat everything as
  * dirty), @fn's error, or a negative errno.
@@ -372,11 +376,14 @@ int tern_vf_dirty_report(struct tern_vf *vf, u64 iova, u64 length,
 {
 	const u32 max_runs = TERN_AQ_BUF_SIZE / sizeof(struct tern_range);
 	struct tern_aq_io io = { .out_len = TERN_AQ_BUF_SIZE };
+	u64 end = iova + length;
 	struct tern_range *runs;
 	struct tern_aq_cpl cpl;
 	bool more;
 	int ret;
 
+	if (!length || end < iova)
+		return -EINVAL;
 	runs = kmalloc(TERN_AQ_BUF_SIZE, GFP_KERNEL);
 	if (!runs)
 		return -ENOMEM;
@@ -384,10 +391,10 @@ int tern_vf_dirty_report(struct tern_vf *vf, u64 iova, u64 length,
 
 	do {
 		struct tern_aq_cmd cmd = { .opcode = TERN_OP_DIRTY_REPORT };
-		u64 i, n;
+		u64 i, n, next = iova;
 
 		cmd.dirty_report.iova = cpu_to_le64(iova);
-		cmd.dirty_report.len = cpu_to_le64(length);
+		cmd.dirty_report.len = cpu_to_le64(end - iova);
 		ret = vf_exec(vf, &cmd, &io, &cpl);
 		if (ret)
 			break;
@@ -399,14 +406,25 @@ int tern_vf_dirty_report(struct tern_vf *vf, u64 iova, u64 length,
 			ret = -EIO;
 			break;
 		}
-		for (i = 0; i < n && !ret; i++)
-			ret = fn(arg, le64_to_cpu(runs[i].iova),
-				 le64_to_cpu(runs[i].len));
+		for (i = 0; i < n && !ret; i++) {
+			u64 run = le64_to_cpu(runs[i].iova);
+			u64 len = le64_to_cpu(runs[i].len);
+
+			/* Runs are in the range, ascending, apart. */
+			if (run < next || !len || len > end - run) {
+				ret = -EIO;
+				break;
+			}
+			next = run + len;
+			ret = fn(arg, run, len);
+		}
 		more = le32_to_cpu(cpl.result2) & TERN_REPORT_MORE;
 		/* A full buffer that holds nothing would never end. */
 		if (more && !n)
 			ret = -EIO;
-	} while (!ret && more);
+		/* Continue after the last run reported. */
+		iova = next;
+	} while (!ret && more && iova < end);
 
 	kfree(runs);
 	return ret;

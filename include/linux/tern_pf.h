@@ -12,10 +12,23 @@
  * Every function may sleep.  They return 0 or a negative errno:
  *
  * -ENODEV     the PF is being reset or is gone (see enum tern_vf_event)
- * -ETIMEDOUT  the device did not complete the command in time
+ * -ETIMEDOUT  the device did not complete the command in time; it was
+ *             aborted (outcome unknown: it may or may not have taken
+ *             effect).  Only this caller's command is affected.
+ * -EINTR      a fatal signal ended the wait; the command may have been
+ *             sent, and was then aborted as on a timeout: outcome unknown
  * -EIO        the admin queue failed or was reset under the command
- * -E2BIG      a data buffer has more segments than the device takes
+ * -E2BIG      a data buffer has more DMA segments than the device takes
+ *             (&tern_vf_info.max_xfer_segments)
  * others      the device's status, mapped as pf.rst lists
+ *
+ * Waits are killable.  The data pages given to tern_vf_save() and
+ * tern_vf_load() may be freed as soon as the call returns, whatever it
+ * returns: a command the caller stopped waiting for keeps a reference on
+ * every page until the device is done with it.  They must therefore be
+ * pages a reference can be taken on (alloc_page(), folios, pinned user
+ * pages), not slab memory or parts of a non-compound high-order
+ * allocation; -EINVAL otherwise.
  */
 #ifndef _LINUX_TERN_PF_H
 #define _LINUX_TERN_PF_H
