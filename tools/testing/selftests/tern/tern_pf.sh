@@ -3,9 +3,10 @@
 #
 # Tests of tern_pf.ko, in TAP: load and unload, VFs created and destroyed
 # through sriov_numvfs, and the VF API driven by the test client module
-# tern_pf_test (handles, commands from many threads, injected faults, PF
-# unbind while a handle is held), checked against the driver's debugfs.
-# Run as root in the test VM; fault injection needs x-debug=on.
+# tern_pf_test (handles, commands from many threads, injected faults, late
+# DMA, a stuck command among other VFs' commands, a caller killed while it
+# waits, PF unbind while a handle is held), checked against the driver's
+# debugfs.  Run as root in the test VM; fault injection needs x-debug=on.
 
 n=0
 failed=0
@@ -95,6 +96,37 @@ client run 15
 # Short timeouts for the fault tests, long enough for a loaded TCG host.
 echo 2000 > /sys/module/tern_pf/parameters/aq_timeout_ms
 client faults 3
+if [ -e "$dev/resource2" ]; then
+	# A stuck command: ABORT ends it, nothing resets the queue.
+	resets=$(stat resets)
+	aborted=$(stat aborted_completions)
+	client stuck 1
+	if echo "$out" | grep -q '# SKIP'; then
+		echo "ok $((n + 1)) stuck command counters # SKIP no STUCK_CMD fault"
+		n=$((n + 1))
+	else
+		[ "$(stat resets)" -eq "$resets" ] &&
+		[ "$(stat aborted_completions)" -gt "$aborted" ] &&
+		[ "$(stat inflight)" -eq 0 ]
+		ok $? "the stuck command was aborted, its slot freed, the queue not reset"
+	fi
+
+	# A caller killed while it waits leaves at once, not after the
+	# timeout, with -EINTR.
+	echo 30000 > /sys/module/tern_pf/parameters/aq_timeout_ms
+	interrupted=$(stat interrupted)
+	cat /sys/kernel/debug/tern_pf_test/hang > /dev/null &
+	pid=$!
+	sleep 3
+	t0=$(date +%s)
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null
+	t=$(($(date +%s) - t0))
+	hang_errno=$(cat /sys/kernel/debug/tern_pf_test/hang_errno)
+	[ "$t" -le 5 ] && [ "$hang_errno" -eq 4 ] &&
+	[ "$(stat interrupted)" -gt "$interrupted" ]
+	ok $? "a killed caller leaves at once (${t}s) with -EINTR (errno $hang_errno)"
+fi
 echo 10000 > /sys/module/tern_pf/parameters/aq_timeout_ms
 echo "# $(tr '\n' ' ' < "$dbg/aq")"
 [ "$(stat max_inflight)" -gt 1 ]
@@ -103,7 +135,7 @@ if [ -e "$dev/resource2" ]; then
 	[ "$(stat late_completions)" -ge 1 ]
 	ok $? "a late completion was recognised and dropped"
 	[ "$(stat timeouts)" -ge 2 ] && [ "$(stat resets)" -ge 1 ]
-	ok $? "timeouts counted, and the stuck queue was reset"
+	ok $? "timeouts counted, and a failed ABORT reset the queue"
 	[ "$(stat errors)" -ge 1 ]
 	ok $? "the injected error status was counted"
 else

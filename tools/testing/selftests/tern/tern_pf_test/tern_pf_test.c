@@ -5,8 +5,12 @@
  * Reading /sys/kernel/debug/tern_pf_test/run runs the tests against the
  * tern PF and its enabled VFs and returns TAP; .../faults runs the fault
  * injection tests, which need the PF's debug BAR (x-debug=on) and
- * tern_pf.aq_timeout_ms set to this module's timeout_ms; .../unbind runs
- * the one that unbinds the PF under a held handle.
+ * tern_pf.aq_timeout_ms set to this module's timeout_ms; .../stuck runs
+ * the stuck command test (one VF's command never completes while other
+ * VFs work); .../hang sends a command that completes only after a
+ * minute, for tern_pf.sh to kill the reader, and .../hang_errno then
+ * holds the call's -errno; .../unbind runs the one that unbinds the PF
+ * under a held handle.
  * tern_pf.sh drives this and checks the PF driver's debugfs counters.
  */
 
@@ -258,6 +262,68 @@ out_buf:
 		report(c, 0, "save and load", ret);
 }
 
+/*
+ * A SAVE into as many DMA segments as the device takes works, one more is
+ * refused.  Segments of half a page at the start of their own page, so
+ * that no IOMMU merges them.
+ */
+static void test_max_segments(struct ctx *c)
+{
+	const unsigned int seg = PAGE_SIZE / 2;
+	struct tern_vf_info info = {};
+	struct page **pages = NULL;
+	struct tern_vf_xfer x = {};
+	struct scatterlist *sg;
+	struct sg_table sgt;
+	unsigned int i, n = 0;
+	struct holder h;
+	int ret;
+
+	ret = hold(&h, c->vfs[0]);
+	if (ret) {
+		report(c, 0, "DMA segment limit", ret);
+		return;
+	}
+	ret = tern_vf_identify(h.vf, &info);
+	if (ret || !info.max_xfer_segments || info.max_xfer_segments > 1000) {
+		report(c, 0, "DMA segment limit", ret ?: -EINVAL);
+		goto out;
+	}
+	n = info.max_xfer_segments + 1;
+	pages = kcalloc(n, sizeof(*pages), GFP_KERNEL);
+	if (!pages || sg_alloc_table(&sgt, n, GFP_KERNEL)) {
+		kfree(pages);
+		report(c, 0, "DMA segment limit", -ENOMEM);
+		goto out;
+	}
+	for_each_sgtable_sg(&sgt, sg, i) {
+		pages[i] = alloc_page(GFP_KERNEL | __GFP_ZERO);
+		if (!pages[i]) {
+			ret = -ENOMEM;
+			break;
+		}
+		sg_set_page(sg, pages[i], seg, 0);
+	}
+	if (!ret) {
+		ret = tern_vf_save(h.vf, TERN_VF_SAVE_FULL, 0, &sgt,
+				   (n - 1) * seg, &x);
+		report(c, !ret && x.bytes == (n - 1) * seg,
+		       "a SAVE into max_xfer_segments DMA segments works", ret);
+		ret = tern_vf_save(h.vf, TERN_VF_SAVE_CONTINUE, 0, &sgt,
+				   n * seg, &x);
+		report(c, ret == -E2BIG,
+		       "a SAVE into one segment more fails with -E2BIG", ret);
+	} else {
+		report(c, 0, "DMA segment limit", ret);
+	}
+	for (i = 0; i < n && pages[i]; i++)
+		__free_page(pages[i]);
+	sg_free_table(&sgt);
+	kfree(pages);
+out:
+	tern_vf_put(h.vf);
+}
+
 static int count_run(void *arg, u64 iova, u64 length)
 {
 	*(u64 *)arg += length;
@@ -366,6 +432,14 @@ static void dbg_arm(struct ctx *c, unsigned int reg, u32 val)
 	writel(val | TERN_DBG_ARM, c->dbg + reg);
 }
 
+/* The next @opcode of VF @vf completes with @status, unexecuted. */
+static void dbg_fail(struct ctx *c, u16 vf, u8 opcode, u16 status)
+{
+	writel(vf, c->dbg + TERN_DBG_REG_FAIL_VF);
+	writel(status, c->dbg + TERN_DBG_REG_FAIL_STATUS);
+	dbg_arm(c, TERN_DBG_REG_FAIL_CMD, opcode);
+}
+
 static void test_faults(struct ctx *c)
 {
 	struct tern_vf_info info;
@@ -408,11 +482,290 @@ static void test_faults(struct ctx *c)
 	report(c, ret == -ETIMEDOUT, "an unanswered command times out", ret);
 	ret = tern_vf_query_size(h.vf, &full, &incr);
 	report(c, !ret, "other commands go on meanwhile", ret);
-	/* The watchdog resets the queue after 4 timeouts. */
+	/* ABORT ends it; a device without ABORT gets a reset after 4. */
 	msleep(timeout_ms * 7);
+	ret = tern_vf_identify(h.vf, &info);
+	report(c, !ret, "once it is ended commands work", ret);
+
+	/* The last resort: an ABORT that fails resets the queue. */
+	dbg_fail(c, pci_iov_vf_id(c->vfs[0]), TERN_OP_ABORT,
+		 TERN_STS_INTERNAL);
+	writel(TERN_DBG_MAX_DELAY_MS, c->dbg + TERN_DBG_REG_DELAY_MS);
+	dbg_arm(c, TERN_DBG_REG_DELAY_CMD, TERN_OP_IDENTIFY);
+	ret = tern_vf_identify(h.vf, &info);
+	report(c, ret == -ETIMEDOUT, "a command whose ABORT fails times out",
+	       ret);
+	msleep(timeout_ms * 7);
+	writel(0, c->dbg + TERN_DBG_REG_FAIL_CMD);
 	ret = tern_vf_identify(h.vf, &info);
 	report(c, !ret, "after the queue reset commands work", ret);
 
+	tern_vf_put(h.vf);
+}
+
+/* 64 pages, physically contiguous but each with its own refcount. */
+static int buf_alloc_contig(struct buf *b)
+{
+	unsigned int i;
+	struct page *p;
+	int ret;
+
+	BUILD_BUG_ON(TEST_CHUNK_PAGES != 64);
+	p = alloc_pages(GFP_KERNEL | __GFP_ZERO, 6);
+	if (!p)
+		return -ENOMEM;
+	split_page(p, 6);
+	for (i = 0; i < TEST_CHUNK_PAGES; i++)
+		b->pages[i] = p + i;
+	ret = sg_alloc_table_from_pages(&b->sgt, b->pages, TEST_CHUNK_PAGES, 0,
+					TEST_CHUNK_PAGES * PAGE_SIZE, GFP_KERNEL);
+	if (ret)
+		for (i = 0; i < TEST_CHUNK_PAGES; i++)
+			__free_page(b->pages[i]);
+	return ret;
+}
+
+#define TEST_REUSE_PAGES	1024
+#define TEST_PATTERN		0x5a
+
+/*
+ * A SAVE or LOAD that times out and whose data DMA happens late, when
+ * the device completes it.  ABORT is made to fail as on a device without
+ * it (INVALID_OPCODE), so the command does complete late.  Its buffer is
+ * one table entry over 64 pages (sg_alloc_table_from_pages() merges
+ * contiguous pages).  The caller frees the buffer at once and the memory
+ * is allocated again and filled with a pattern: the late DMA must not
+ * reach it (nor read it) because the abandoned command holds every page.
+ */
+static void test_late_dma(struct ctx *c, u8 opcode)
+{
+	const char *op = opcode == TERN_OP_SAVE ? "SAVE" : "LOAD";
+	u16 vf_id = pci_iov_vf_id(c->vfs[0]);
+	struct page **reuse = NULL;
+	unsigned long pfn0 = 0;
+	struct tern_vf_xfer x;
+	unsigned int i, held = 0, reused = 0, hit = 0;
+	bool late_dma;
+	struct holder h;
+	struct buf *b;
+	char what[192];
+	int ret;
+
+	b = kzalloc(sizeof(*b), GFP_KERNEL);
+	ret = b ? buf_alloc_contig(b) : -ENOMEM;
+	if (ret) {
+		kfree(b);
+		report(c, 0, "late DMA: buffer", ret);
+		return;
+	}
+	pfn0 = page_to_pfn(b->pages[0]);
+	ret = hold(&h, c->vfs[0]);
+	if (ret) {
+		buf_free(b);
+		kfree(b);
+		report(c, 0, "late DMA: handle", ret);
+		return;
+	}
+	if (opcode == TERN_OP_LOAD) {
+		ret = tern_vf_quiesce(h.vf) ?: tern_vf_freeze(h.vf);
+		if (ret) {
+			report(c, 0, "late DMA: freeze", ret);
+			goto out;
+		}
+		memset(page_address(b->pages[0]), 0xff, PAGE_SIZE);
+	}
+
+	dbg_fail(c, vf_id, TERN_OP_ABORT, TERN_STS_INVALID_OPCODE);
+	writel(timeout_ms * 5 / 2, c->dbg + TERN_DBG_REG_DELAY_MS);
+	dbg_arm(c, TERN_DBG_REG_DELAY_CMD, TERN_DBG_DELAY_LATE_DMA | opcode);
+	late_dma = readl(c->dbg + TERN_DBG_REG_DELAY_CMD) &
+		   TERN_DBG_DELAY_LATE_DMA;
+	if (opcode == TERN_OP_SAVE)
+		ret = tern_vf_save(h.vf, TERN_VF_SAVE_FULL, 0, &b->sgt,
+				   TEST_CHUNK_PAGES * PAGE_SIZE, &x);
+	else
+		ret = tern_vf_load(h.vf, true, 0, &b->sgt,
+				   TEST_CHUNK_PAGES * PAGE_SIZE, &x);
+	snprintf(what, sizeof(what), "a late %s times out", op);
+	report(c, ret == -ETIMEDOUT, what, ret);
+
+	for (i = 0; i < TEST_CHUNK_PAGES; i++)
+		held += page_count(b->pages[i]) > 1;
+	snprintf(what, sizeof(what),
+		 "the abandoned %s holds all %u pages of its one SG entry (%u held)",
+		 op, TEST_CHUNK_PAGES, held);
+	report(c, b->sgt.orig_nents == 1 && held == TEST_CHUNK_PAGES, what,
+	       b->sgt.orig_nents);
+
+	/* The caller frees its buffer; someone else gets the memory. */
+	buf_free(b);
+	reuse = kcalloc(TEST_REUSE_PAGES, sizeof(*reuse), GFP_KERNEL);
+	for (i = 0; reuse && i < TEST_REUSE_PAGES; i++) {
+		reuse[i] = alloc_page(GFP_KERNEL);
+		if (!reuse[i])
+			break;
+		memset(page_address(reuse[i]), TEST_PATTERN, PAGE_SIZE);
+		if (page_to_pfn(reuse[i]) - pfn0 < TEST_CHUNK_PAGES)
+			reused++;
+	}
+	/* The late completion, and its DMA, come now. */
+	msleep(timeout_ms * 2);
+	for (i = 0; reuse && i < TEST_REUSE_PAGES && reuse[i]; i++) {
+		if (memchr_inv(page_address(reuse[i]), TEST_PATTERN, PAGE_SIZE))
+			hit++;
+		__free_page(reuse[i]);
+	}
+	kfree(reuse);
+	snprintf(what, sizeof(what),
+		 "memory reused after the %s's buffer was freed stays intact (%u of %u pages reused, %u hit)%s",
+		 op, reused, TEST_CHUNK_PAGES, hit,
+		 late_dma ? "" : " # SKIP the device has no LATE_DMA fault");
+	report(c, !hit, what, hit);
+	writel(0, c->dbg + TERN_DBG_REG_FAIL_CMD);
+	if (opcode == TERN_OP_LOAD)
+		tern_vf_resume(h.vf);
+out:
+	tern_vf_put(h.vf);
+	kfree(b);
+}
+
+struct hammer {
+	struct tern_vf *vf;
+	bool identify_only;
+	atomic_t *failures;
+	atomic_t *commands;
+	bool *stop;
+	struct completion done;
+};
+
+static int hammer_fn(void *data)
+{
+	struct hammer *s = data;
+	struct tern_vf_info info;
+	u64 full, incr;
+	int ret;
+
+	while (!READ_ONCE(*s->stop)) {
+		ret = tern_vf_identify(s->vf, &info);
+		if (!ret && !s->identify_only)
+			ret = tern_vf_query_size(s->vf, &full, &incr);
+		if (ret)
+			atomic_inc(s->failures);
+		atomic_inc(s->commands);
+	}
+	complete(&s->done);
+	return 0;
+}
+
+#define TEST_HAMMERS	4
+
+/*
+ * A command of VF a never completes, while VF b (three threads) and VF a
+ * itself (one thread) keep sending commands: only the stuck command's
+ * caller sees an error, -ETIMEDOUT; ABORT ends it, and nothing resets the
+ * queue (tern_pf.sh checks the counters).  The hammers run for longer
+ * than a queue reset used to take to come.
+ */
+static void test_stuck(struct ctx *c)
+{
+	u16 vf_a = pci_iov_vf_id(c->vfs[0]);
+	atomic_t failures = ATOMIC_INIT(0), commands = ATOMIC_INIT(0);
+	struct hammer s[TEST_HAMMERS];
+	unsigned int i, nr = 0;
+	struct holder a, b;
+	bool stop = false;
+	u64 full, incr;
+	char what[192];
+	int ret;
+
+	if (!c->dbg || c->nr_vfs < 2) {
+		skip(c, "a stuck command fails only its caller",
+		     c->dbg ? "needs 2 VFs" : "no debug BAR (x-debug=on)");
+		return;
+	}
+	writel(vf_a, c->dbg + TERN_DBG_REG_STUCK_VF);
+	if (readl(c->dbg + TERN_DBG_REG_STUCK_VF) != vf_a) {
+		skip(c, "a stuck command fails only its caller",
+		     "the device has no STUCK_CMD fault");
+		return;
+	}
+	ret = hold(&a, c->vfs[0]);
+	if (ret) {
+		report(c, 0, "stuck: handle", ret);
+		return;
+	}
+	ret = hold(&b, c->vfs[1]);
+	if (ret) {
+		tern_vf_put(a.vf);
+		report(c, 0, "stuck: handle", ret);
+		return;
+	}
+	for (i = 0; i < TEST_HAMMERS; i++) {
+		struct task_struct *t;
+
+		s[i].vf = i ? b.vf : a.vf;
+		s[i].identify_only = !i;
+		s[i].failures = &failures;
+		s[i].commands = &commands;
+		s[i].stop = &stop;
+		init_completion(&s[i].done);
+		t = kthread_run(hammer_fn, &s[i], "tern_pf_test/h%u", i);
+		if (IS_ERR(t))
+			break;
+		nr++;
+	}
+	msleep(200);
+
+	dbg_arm(c, TERN_DBG_REG_STUCK_CMD, TERN_OP_QUERY_SIZE);
+	ret = tern_vf_query_size(a.vf, &full, &incr);
+	report(c, ret == -ETIMEDOUT,
+	       "the stuck command's caller gets -ETIMEDOUT", ret);
+	/* A queue reset came after 4 more timeouts. */
+	msleep(timeout_ms * 6);
+	WRITE_ONCE(stop, true);
+	for (i = 0; i < nr; i++)
+		wait_for_completion(&s[i].done);
+	snprintf(what, sizeof(what),
+		 "meanwhile other commands of VF a and VF b all succeed (%d of %d failed)",
+		 atomic_read(&failures), atomic_read(&commands));
+	report(c, nr == TEST_HAMMERS && !atomic_read(&failures) &&
+	       atomic_read(&commands) > 0, what, atomic_read(&failures));
+	ret = tern_vf_query_size(a.vf, &full, &incr);
+	report(c, !ret, "the stuck command's VF works again", ret);
+	writel(0, c->dbg + TERN_DBG_REG_STUCK_CMD);
+	tern_vf_put(b.vf);
+	tern_vf_put(a.vf);
+}
+
+/* -errno of the last hang call. */
+static u32 hang_errno;
+
+/*
+ * A command that completes only after a minute; tern_pf.sh kills the
+ * reader, whose call must end at once with -EINTR.
+ */
+static void test_hang(struct ctx *c)
+{
+	struct holder h;
+	u64 full, incr;
+	int ret;
+
+	hang_errno = 0;
+	if (!c->dbg) {
+		skip(c, "a command that hangs", "no debug BAR (x-debug=on)");
+		return;
+	}
+	ret = hold(&h, c->vfs[0]);
+	if (ret) {
+		report(c, 0, "hang: handle", ret);
+		return;
+	}
+	writel(TERN_DBG_MAX_DELAY_MS, c->dbg + TERN_DBG_REG_DELAY_MS);
+	dbg_arm(c, TERN_DBG_REG_DELAY_CMD, TERN_OP_QUERY_SIZE);
+	ret = tern_vf_query_size(h.vf, &full, &incr);
+	hang_errno = -ret;
+	report(c, ret == -EINTR || ret == -ETIMEDOUT, "the hanging command ends",
+	       ret);
 	tern_vf_put(h.vf);
 }
 
@@ -481,6 +834,7 @@ static int run_show(struct seq_file *m, void *unused)
 	test_identify(&c);
 	test_suspend(&c);
 	test_save_load(&c);
+	test_max_segments(&c);
 	test_dirty(&c);
 	test_concurrency(&c);
 	ctx_fini(&c);
@@ -496,6 +850,39 @@ static int faults_show(struct seq_file *m, void *unused)
 	if (pci_resource_len(c.pf, TERN_PF_BAR_DEBUG))
 		c.dbg = pci_iomap(c.pf, TERN_PF_BAR_DEBUG, 0);
 	test_faults(&c);
+	if (c.dbg) {
+		test_late_dma(&c, TERN_OP_SAVE);
+		test_late_dma(&c, TERN_OP_LOAD);
+		pci_iounmap(c.pf, c.dbg);
+	}
+	ctx_fini(&c);
+	return 0;
+}
+
+static int stuck_show(struct seq_file *m, void *unused)
+{
+	struct ctx c;
+
+	if (!ctx_init(&c, m))
+		return 0;
+	if (pci_resource_len(c.pf, TERN_PF_BAR_DEBUG))
+		c.dbg = pci_iomap(c.pf, TERN_PF_BAR_DEBUG, 0);
+	test_stuck(&c);
+	if (c.dbg)
+		pci_iounmap(c.pf, c.dbg);
+	ctx_fini(&c);
+	return 0;
+}
+
+static int hang_show(struct seq_file *m, void *unused)
+{
+	struct ctx c;
+
+	if (!ctx_init(&c, m))
+		return 0;
+	if (pci_resource_len(c.pf, TERN_PF_BAR_DEBUG))
+		c.dbg = pci_iomap(c.pf, TERN_PF_BAR_DEBUG, 0);
+	test_hang(&c);
 	if (c.dbg)
 		pci_iounmap(c.pf, c.dbg);
 	ctx_fini(&c);
@@ -529,6 +916,16 @@ static int unbind_open(struct inode *inode, struct file *file)
 	return single_open_size(file, unbind_show, NULL, SZ_64K);
 }
 
+static int stuck_open(struct inode *inode, struct file *file)
+{
+	return single_open_size(file, stuck_show, NULL, SZ_64K);
+}
+
+static int hang_open(struct inode *inode, struct file *file)
+{
+	return single_open_size(file, hang_show, NULL, SZ_64K);
+}
+
 static const struct file_operations run_fops = {
 	.owner = THIS_MODULE,
 	.open = run_open,
@@ -553,6 +950,22 @@ static const struct file_operations unbind_fops = {
 	.release = single_release,
 };
 
+static const struct file_operations stuck_fops = {
+	.owner = THIS_MODULE,
+	.open = stuck_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = single_release,
+};
+
+static const struct file_operations hang_fops = {
+	.owner = THIS_MODULE,
+	.open = hang_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = single_release,
+};
+
 static struct dentry *tern_pf_test_dir;
 
 static int __init tern_pf_test_init(void)
@@ -563,6 +976,10 @@ static int __init tern_pf_test_init(void)
 			    &faults_fops);
 	debugfs_create_file("unbind", 0400, tern_pf_test_dir, NULL,
 			    &unbind_fops);
+	debugfs_create_file("stuck", 0400, tern_pf_test_dir, NULL,
+			    &stuck_fops);
+	debugfs_create_file("hang", 0400, tern_pf_test_dir, NULL, &hang_fops);
+	debugfs_create_u32("hang_errno", 0400, tern_pf_test_dir, &hang_errno);
 	return 0;
 }
 
