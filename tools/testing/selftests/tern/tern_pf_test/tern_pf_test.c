@@ -355,6 +355,186 @@ static void test_dirty(struct ctx *c)
 	tern_vf_put(h.vf);
 }
 
+/* The VF's DMA engine, queue 0, driven here to dirty host pages. */
+#define VQ_ENTRIES	512
+#define DC_PAGES	600	/* every other one dirty: 300 runs */
+
+struct vfdma {
+	struct pci_dev *pdev;
+	void __iomem *q;
+	struct tern_desc *ring;
+	dma_addr_t ring_dma;
+	void *buf;
+	dma_addr_t buf_dma;
+	u32 tail;
+};
+
+static void vfdma_fini(struct vfdma *v)
+{
+	if (v->q)
+		writel(0, v->q + TERN_Q_CTRL);
+	if (v->buf)
+		dma_free_coherent(&v->pdev->dev, DC_PAGES * PAGE_SIZE, v->buf,
+				  v->buf_dma);
+	if (v->ring)
+		dma_free_coherent(&v->pdev->dev, VQ_ENTRIES * TERN_DESC_SIZE,
+				  v->ring, v->ring_dma);
+	if (v->q) {
+		pci_iounmap(v->pdev, v->q - TERN_VF_REG_Q(0));
+		pci_clear_master(v->pdev);
+		pci_disable_device(v->pdev);
+	}
+}
+
+static int vfdma_init(struct vfdma *v, struct pci_dev *pdev)
+{
+	void __iomem *regs;
+	int ret;
+
+	memset(v, 0, sizeof(*v));
+	v->pdev = pdev;
+	ret = pci_enable_device_mem(pdev);
+	if (ret)
+		return ret;
+	regs = pci_iomap(pdev, TERN_VF_BAR_REGS, 0);
+	if (!regs) {
+		pci_disable_device(pdev);
+		return -ENOMEM;
+	}
+	pci_set_master(pdev);
+	v->q = regs + TERN_VF_REG_Q(0);
+	v->ring = dma_alloc_coherent(&pdev->dev, VQ_ENTRIES * TERN_DESC_SIZE,
+				     &v->ring_dma, GFP_KERNEL);
+	v->buf = dma_alloc_coherent(&pdev->dev, DC_PAGES * PAGE_SIZE,
+				    &v->buf_dma, GFP_KERNEL);
+	if (!v->ring || !v->buf) {
+		vfdma_fini(v);
+		return -ENOMEM;
+	}
+	writel(0, v->q + TERN_Q_CTRL);
+	writel(lower_32_bits(v->ring_dma), v->q + TERN_Q_BASE_LO);
+	writel(upper_32_bits(v->ring_dma), v->q + TERN_Q_BASE_HI);
+	writel(VQ_ENTRIES, v->q + TERN_Q_SIZE);
+	writel(TERN_Q_CTRL_ENABLE, v->q + TERN_Q_CTRL);
+	if (!(readl(v->q + TERN_Q_STATUS) & TERN_Q_STS_ENABLED)) {
+		vfdma_fini(v);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Queue a FILL of 8 bytes at page @page of the buffer. */
+static void vfdma_fill(struct vfdma *v, unsigned int page)
+{
+	struct tern_desc *d = &v->ring[v->tail];
+
+	memset(d, 0, sizeof(*d));
+	d->opcode = TERN_DESC_FILL;
+	d->len = cpu_to_le32(8);
+	d->dst = cpu_to_le64(v->buf_dma + (u64)page * PAGE_SIZE);
+	d->pattern = cpu_to_le64(0x7465726e7465726eULL);
+	v->tail = (v->tail + 1) % VQ_ENTRIES;
+}
+
+/* Ring the doorbell and wait until the engine ran everything queued. */
+static int vfdma_run(struct vfdma *v)
+{
+	unsigned int i;
+
+	dma_wmb();
+	writel(v->tail, v->q + TERN_Q_TAIL);
+	for (i = 0; i < 10000; i++) {
+		if (readl(v->q + TERN_Q_HEAD) == v->tail)
+			return 0;
+		usleep_range(1000, 2000);
+	}
+	return -ETIMEDOUT;
+}
+
+struct cursor {
+	struct vfdma *v;
+	u64 first;		/* IOVA of the buffer's first page */
+	u64 last_end;
+	unsigned int runs;
+	unsigned int bad;	/* runs not after the previous one */
+	int err;
+};
+
+/*
+ * Collect runs; after the first, write the first page again: had the
+ * report started over at the range's start, it would see that page again.
+ */
+static int cursor_run(void *arg, u64 iova, u64 length)
+{
+	struct cursor *cur = arg;
+
+	if (cur->runs && iova < cur->last_end)
+		cur->bad++;
+	cur->last_end = iova + length;
+	if (!cur->runs++) {
+		vfdma_fill(cur->v, 0);
+		cur->err = vfdma_run(cur->v);
+	}
+	return 0;
+}
+
+/*
+ * More dirty runs than one DIRTY_REPORT returns (256), and the VF keeps
+ * writing during the report: every run is reported once, in ascending
+ * order; the page written again is reported by the next report.
+ */
+static void test_dirty_cursor(struct ctx *c)
+{
+	struct tern_vf_range r = { .iova = 0, .length = 1ULL << 40 };
+	struct cursor cur = {};
+	struct holder h;
+	struct vfdma v;
+	unsigned int i;
+	char what[160];
+	int ret;
+
+	ret = hold(&h, c->vfs[0]);
+	if (ret) {
+		report(c, 0, "dirty report cursor", ret);
+		return;
+	}
+	ret = vfdma_init(&v, c->vfs[0]);
+	if (ret) {
+		report(c, 0, "dirty report cursor: VF DMA engine", ret);
+		tern_vf_put(h.vf);
+		return;
+	}
+	ret = tern_vf_dirty_start(h.vf, &r, 1, PAGE_SHIFT);
+	if (ret)
+		goto out;
+	for (i = 0; i < DC_PAGES; i += 2)
+		vfdma_fill(&v, i);
+	ret = vfdma_run(&v);
+	if (ret)
+		goto stop;
+
+	cur.v = &v;
+	cur.first = v.buf_dma;
+	ret = tern_vf_dirty_report(h.vf, 0, r.length, cursor_run, &cur);
+	snprintf(what, sizeof(what),
+		 "a report longer than one DIRTY_REPORT goes on from its cursor (%u runs, %u out of order)",
+		 cur.runs, cur.bad);
+	report(c, !ret && !cur.err && cur.runs == DC_PAGES / 2 && !cur.bad,
+	       what, ret ?: cur.err);
+
+	memset(&cur, 0, sizeof(cur));
+	ret = tern_vf_dirty_report(h.vf, 0, r.length, cursor_run, &cur);
+	report(c, !ret && cur.runs == 1 && cur.last_end == v.buf_dma + PAGE_SIZE,
+	       "the page written during the report is in the next one", ret);
+stop:
+	tern_vf_dirty_stop(h.vf);
+out:
+	if (ret)
+		report(c, 0, "dirty report cursor", ret);
+	vfdma_fini(&v);
+	tern_vf_put(h.vf);
+}
+
 struct stress {
 	struct tern_vf *vf;
 	atomic_t *failures;
@@ -836,6 +1016,7 @@ static int run_show(struct seq_file *m, void *unused)
 	test_save_load(&c);
 	test_max_segments(&c);
 	test_dirty(&c);
+	test_dirty_cursor(&c);
 	test_concurrency(&c);
 	ctx_fini(&c);
 	return 0;
