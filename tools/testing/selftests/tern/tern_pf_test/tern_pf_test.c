@@ -863,12 +863,13 @@ static void test_stuck(struct ctx *c)
 		     c->dbg ? "needs 2 VFs" : "no debug BAR (x-debug=on)");
 		return;
 	}
-	writel(vf_a, c->dbg + TERN_DBG_REG_STUCK_VF);
-	if (readl(c->dbg + TERN_DBG_REG_STUCK_VF) != vf_a) {
+	writel(TERN_VF_NONE, c->dbg + TERN_DBG_REG_STUCK_VF);
+	if (readl(c->dbg + TERN_DBG_REG_STUCK_VF) != TERN_VF_NONE) {
 		skip(c, "a stuck command fails only its caller",
 		     "the device has no STUCK_CMD fault");
 		return;
 	}
+	writel(vf_a, c->dbg + TERN_DBG_REG_STUCK_VF);
 	ret = hold(&a, c->vfs[0]);
 	if (ret) {
 		report(c, 0, "stuck: handle", ret);
