@@ -488,9 +488,9 @@ static int aq_run(struct tern_aq *aq, struct tern_aq_slot *slot,
 	}
 	spin_unlock_irq(&aq->lock);
 
-	/* Have the watchdog end the command now. */
+	/* Have the watchdog end the command now; it waits for ABORT. */
 	if (ret == -ETIMEDOUT || ret == -EINTR)
-		mod_delayed_work(system_wq, &aq->watchdog, 0);
+		mod_delayed_work(system_long_wq, &aq->watchdog, 0);
 
 	trace_tern_pf_cmd(aq->pf->pdev, cmd->opcode, le16_to_cpu(cmd->vf),
 			  le16_to_cpu(cmd->tag), status, ret,
@@ -850,7 +850,7 @@ static void tern_aq_watchdog(struct work_struct *work)
 	if (overdue)
 		aq_reset(aq, "commands unanswered");
 	else if (waiting)
-		mod_delayed_work(system_wq, &aq->watchdog,
+		mod_delayed_work(system_long_wq, &aq->watchdog,
 				 msecs_to_jiffies(tern_aq_timeout_ms));
 out:
 	mutex_unlock(&aq->reset_lock);

@@ -789,7 +789,7 @@ static void test_late_dma(struct ctx *c, u8 opcode)
 			reused++;
 	}
 	/* The late completion, and its DMA, come now. */
-	msleep(timeout_ms * 2);
+	msleep(timeout_ms * 3);
 	for (i = 0; reuse && i < TEST_REUSE_PAGES && reuse[i]; i++) {
 		if (memchr_inv(page_address(reuse[i]), TEST_PATTERN, PAGE_SIZE))
 			hit++;
