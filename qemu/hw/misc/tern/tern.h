@@ -20,10 +20,15 @@
 OBJECT_DECLARE_SIMPLE_TYPE(TernPfState, TERN_PF)
 OBJECT_DECLARE_SIMPLE_TYPE(TernVfState, TERN_VF)
 
+/* Deadline of a stuck command: it completes only if aborted. */
+#define TERN_CMD_STUCK          INT64_MAX
+
 /* An admin command between fetch and the posting of its completion. */
 typedef struct TernCmd {
     QTAILQ_ENTRY(TernCmd) next;
     int64_t deadline;
+    struct tern_aq_cmd cmd; /* as fetched */
+    bool late;              /* executes when its completion is posted */
     uint16_t tag;
     uint16_t status;
     uint64_t result0;
@@ -58,6 +63,7 @@ struct TernPfState {
     /* Fetched commands, ordered by completion deadline */
     QTAILQ_HEAD(, TernCmd) pending;
     uint32_t inflight;
+    uint32_t aq_gen;        /* counts tern_aq_clear() calls */
     QEMUBH *aq_bh;
     QEMUTimer *aq_timer;
 
@@ -70,6 +76,8 @@ struct TernPfState {
     uint32_t dbg_dma_fail;
     uint32_t dbg_corrupt_save;
     uint32_t dbg_fired;
+    uint32_t dbg_stuck_cmd;
+    uint32_t dbg_stuck_vf;
 };
 
 typedef struct TernQueue {

@@ -175,6 +175,7 @@ FIXTURE_TEARDOWN(dev)
 		self->dbg[TERN_DBG_REG_DELAY_CMD / 4] = 0;
 		self->dbg[TERN_DBG_REG_DMA_FAIL / 4] = 0;
 		self->dbg[TERN_DBG_REG_CORRUPT_SAVE / 4] = 0;
+		self->dbg[TERN_DBG_REG_STUCK_CMD / 4] = 0;
 		munmap((void *)self->dbg, self->dbg_size);
 	}
 	if (self->aq.regs)
@@ -245,6 +246,40 @@ static void fix_crc(void *img, size_t size)
 
 	h->crc = 0;
 	h->crc = htole32(tern_crc32c(~0u, img, size) ^ ~0u);
+}
+
+/* A SAVE of VF vf into the one buffer [buf, buf + len). */
+static void save_cmd(struct vfio_container *c, struct tern_aq_cmd *cmd,
+		     uint16_t vf, uint8_t flags, uint64_t off, void *buf,
+		     uint32_t len)
+{
+	uint64_t sg_iova;
+	struct tern_sg *sg = vfio_dma_alloc(c, sizeof(*sg), 64, &sg_iova);
+
+	*sg = (struct tern_sg){ .addr = htole64(vfio_iova(c, buf)),
+				.len = htole32(len) };
+	*cmd = (struct tern_aq_cmd){ .opcode = TERN_OP_SAVE, .flags = flags,
+				     .vf = htole16(vf) };
+	cmd->xfer.offset = htole64(off);
+	cmd->xfer.sg_addr = htole64(sg_iova);
+	cmd->xfer.sg_count = htole32(1);
+}
+
+static struct tern_aq_cmd abort_cmd(uint16_t vf, uint16_t tag)
+{
+	struct tern_aq_cmd cmd = { .opcode = TERN_OP_ABORT,
+				   .vf = htole16(vf) };
+
+	cmd.abort.tag = htole16(tag);
+	return cmd;
+}
+
+static int all_bytes(const uint8_t *p, size_t len, uint8_t v)
+{
+	while (len--)
+		if (*p++ != v)
+			return 0;
+	return 1;
 }
 
 TEST_F_TIMEOUT(dev, identify, 120)
@@ -1093,6 +1128,185 @@ TEST_F_TIMEOUT(dev, fault_corrupt_save, 600)
 	EXPECT_EQ(0, tern_load(&self->aq, &self->c, 1, img, sz, sz, &applied));
 	EXPECT_EQ(1, applied);
 	EXPECT_EQ(0x31, self->vf_mem[1][0]);
+}
+
+/*
+ * Late DMA: the SAVE is fetched, but the image is taken and written into
+ * its buffer only when its completion is posted.
+ */
+TEST_F_TIMEOUT(dev, fault_late_dma, 120)
+{
+	size_t max = image_size(self->devmem_size / PAGE);
+	size_t data_off = max - self->devmem_size;
+	uint32_t len = data_off + PAGE;
+	uint8_t *buf = vfio_dma_alloc(&self->c, len, PAGE, NULL);
+	struct tern_aq_cmd save, query = { .opcode = TERN_OP_QUERY_SIZE };
+	struct tern_aq_cpl cpl;
+	uint32_t fired;
+	uint16_t tag;
+
+	NEED_DEBUG();
+	ASSERT_NE(NULL, buf);
+	memset(buf, 0xee, len);
+	self->vf_mem[0][0] = 0x11;
+	fired = self->dbg[TERN_DBG_REG_FIRED / 4];
+	self->dbg[TERN_DBG_REG_DELAY_MS / 4] = 1500;
+	self->dbg[TERN_DBG_REG_DELAY_CMD / 4] =
+		TERN_DBG_ARM | TERN_DBG_DELAY_LATE_DMA | TERN_OP_SAVE;
+	save_cmd(&self->c, &save, 0, TERN_SAVE_F_START, 0, buf, len);
+	tag = tern_aq_post(&self->aq, &save);
+	tern_aq_post(&self->aq, &query);
+	tern_aq_ring(&self->aq);
+
+	/* The query, fetched after the SAVE, completes first. */
+	ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
+	EXPECT_EQ((uint16_t)(tag + 1), le16toh(cpl.tag));
+	EXPECT_EQ(self->aq.tail, le16toh(cpl.cmd_head));
+	usleep(300000);
+	EXPECT_EQ(1u, mmio_read32(self->aq.regs, TERN_PF_REG_AQ_INFLIGHT));
+	/* Fetched, but its buffer is untouched ... */
+	EXPECT_TRUE(all_bytes(buf, len, 0xee));
+	/* ... and the image is not taken yet. */
+	self->vf_mem[0][0] = 0x22;
+
+	ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(tag, le16toh(cpl.tag));
+	EXPECT_EQ(TERN_STS_SUCCESS, le16toh(cpl.status));
+	EXPECT_EQ(len, le64toh(cpl.result0));
+	EXPECT_EQ(max, le64toh(cpl.result1));
+	EXPECT_EQ(TERN_IMAGE_MAGIC,
+		  le32toh(((struct tern_image_hdr *)buf)->magic));
+	EXPECT_EQ(0x22, buf[data_off]);
+	EXPECT_EQ(fired + 1, self->dbg[TERN_DBG_REG_FIRED / 4]);
+	EXPECT_EQ(TERN_DBG_DELAY_LATE_DMA | TERN_OP_SAVE,
+		  self->dbg[TERN_DBG_REG_DELAY_CMD / 4]);
+}
+
+/* ABORT of a command whose DMA is late: that DMA never happens. */
+TEST_F_TIMEOUT(dev, abort, 120)
+{
+	uint32_t len = 2 * PAGE;
+	uint8_t *buf = vfio_dma_alloc(&self->c, len, PAGE, NULL);
+	struct tern_aq_cmd save, ab = abort_cmd(0, 0x7777);
+	struct tern_aq_cpl cpl;
+	uint16_t tag, atag, flags;
+
+	ASSERT_NE(NULL, buf);
+	/* Nothing to abort; flags are reserved. */
+	EXPECT_EQ(TERN_STS_SUCCESS,
+		  tern_aq_exec(&self->aq, &ab, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(0u, le64toh(cpl.result0));
+	ab.flags = 1;
+	EXPECT_EQ(TERN_STS_INVALID_FIELD,
+		  tern_aq_exec(&self->aq, &ab, &cpl, TIMEOUT_MS));
+
+	NEED_DEBUG();
+	memset(buf, 0xee, len);
+	self->dbg[TERN_DBG_REG_DELAY_MS / 4] = 1000;
+	self->dbg[TERN_DBG_REG_DELAY_CMD / 4] =
+		TERN_DBG_ARM | TERN_DBG_DELAY_LATE_DMA | TERN_OP_SAVE;
+	save_cmd(&self->c, &save, 1, TERN_SAVE_F_START, 0, buf, len);
+	tag = tern_aq_post(&self->aq, &save);
+	ab = abort_cmd(1, tag);
+	atag = tern_aq_post(&self->aq, &ab);
+	tern_aq_ring(&self->aq);
+
+	/* The aborted command completes first, then the ABORT. */
+	ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(tag, le16toh(cpl.tag));
+	EXPECT_EQ(TERN_STS_ABORTED, le16toh(cpl.status));
+	ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(atag, le16toh(cpl.tag));
+	EXPECT_EQ(TERN_STS_SUCCESS, le16toh(cpl.status));
+	EXPECT_EQ(1u, le64toh(cpl.result0));
+	EXPECT_EQ(0u, mmio_read32(self->aq.regs, TERN_PF_REG_AQ_INFLIGHT));
+
+	/* Past the deadline: no DMA, no image taken. */
+	usleep(1500000);
+	EXPECT_TRUE(all_bytes(buf, len, 0xee));
+	vf_state(&self->aq, &self->c, 1, &flags);
+	EXPECT_EQ(0, flags & TERN_VF_F_SAVING);
+}
+
+/*
+ * A stuck command holds its slot and never completes, while the others
+ * of its VF and of other VFs do, until ABORT, queue disable or reset.
+ */
+TEST_F_TIMEOUT(dev, fault_stuck, 120)
+{
+	uint32_t len = 2 * PAGE, fired;
+	uint8_t *buf = vfio_dma_alloc(&self->c, len, PAGE, NULL);
+	struct tern_aq_cmd save, ab, q0 = { .opcode = TERN_OP_QUERY_SIZE },
+			   q1 = { .opcode = TERN_OP_QUERY_SIZE,
+				  .vf = htole16(1) };
+	struct tern_aq_cpl cpl;
+	void *regs = self->aq.regs;
+	uint16_t tag;
+	int i;
+
+	NEED_DEBUG();
+	ASSERT_NE(NULL, buf);
+	memset(buf, 0xee, len);
+	fired = self->dbg[TERN_DBG_REG_FIRED / 4];
+	self->dbg[TERN_DBG_REG_STUCK_VF / 4] = 0;
+	self->dbg[TERN_DBG_REG_STUCK_CMD / 4] = TERN_DBG_ARM | TERN_OP_SAVE;
+	save_cmd(&self->c, &save, 0, TERN_SAVE_F_START, 0, buf, len);
+	tag = tern_aq_post(&self->aq, &save);
+	tern_aq_post(&self->aq, &q0);
+	tern_aq_post(&self->aq, &q1);
+	tern_aq_ring(&self->aq);
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
+		EXPECT_NE(tag, le16toh(cpl.tag));
+		EXPECT_EQ(TERN_STS_SUCCESS, le16toh(cpl.status));
+	}
+	EXPECT_EQ(-ETIMEDOUT, tern_aq_reap(&self->aq, &cpl, 500));
+	EXPECT_EQ(1u, mmio_read32(regs, TERN_PF_REG_AQ_INFLIGHT));
+	EXPECT_EQ(fired + 1, self->dbg[TERN_DBG_REG_FIRED / 4]);
+	EXPECT_EQ(0u, self->dbg[TERN_DBG_REG_STUCK_CMD / 4] & TERN_DBG_ARM);
+
+	/* The tag of another VF's command does not match. */
+	ab = abort_cmd(1, tag);
+	EXPECT_EQ(TERN_STS_SUCCESS,
+		  tern_aq_exec(&self->aq, &ab, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(0u, le64toh(cpl.result0));
+	ab = abort_cmd(0, tag);
+	tern_aq_post(&self->aq, &ab);
+	tern_aq_ring(&self->aq);
+	ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(tag, le16toh(cpl.tag));
+	EXPECT_EQ(TERN_STS_ABORTED, le16toh(cpl.status));
+	ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(1u, le64toh(cpl.result0));
+	EXPECT_EQ(0u, mmio_read32(regs, TERN_PF_REG_AQ_INFLIGHT));
+	EXPECT_TRUE(all_bytes(buf, len, 0xee));
+
+	/* Queue disable drops a stuck command ... */
+	self->dbg[TERN_DBG_REG_STUCK_VF / 4] = TERN_VF_NONE;
+	self->dbg[TERN_DBG_REG_STUCK_CMD / 4] =
+		TERN_DBG_ARM | TERN_OP_QUERY_SIZE;
+	tern_aq_post(&self->aq, &q1);
+	tern_aq_ring(&self->aq);
+	usleep(100000);
+	EXPECT_EQ(1u, mmio_read32(regs, TERN_PF_REG_AQ_INFLIGHT));
+	tern_aq_disable(&self->aq);
+	EXPECT_EQ(0u, mmio_read32(regs, TERN_PF_REG_AQ_INFLIGHT));
+	ASSERT_EQ(0, tern_aq_init(&self->aq, &self->c, regs, 64));
+	EXPECT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_QUERY_SIZE, 1));
+
+	/* ... and so does a function reset. */
+	self->dbg[TERN_DBG_REG_STUCK_CMD / 4] =
+		TERN_DBG_ARM | TERN_OP_QUERY_SIZE;
+	tern_aq_post(&self->aq, &q1);
+	tern_aq_ring(&self->aq);
+	usleep(100000);
+	EXPECT_EQ(1u, mmio_read32(regs, TERN_PF_REG_AQ_INFLIGHT));
+	mmio_write32(regs, TERN_PF_REG_CTRL, TERN_PF_CTRL_RESET);
+	EXPECT_EQ(0u, mmio_read32(regs, TERN_PF_REG_AQ_INFLIGHT));
+	ASSERT_EQ(0, tern_aq_init(&self->aq, &self->c, regs, 64));
+	EXPECT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_QUERY_SIZE, 1));
 }
 
 TEST_HARNESS_MAIN
