@@ -97,6 +97,11 @@ bool tern_pf_fire_save_fault(TernPfState *pf, uint16_t vf_num)
     return tern_dbg_fire_vf(pf, &pf->dbg_corrupt_save, vf_num);
 }
 
+bool tern_pf_fire_resize_fault(TernPfState *pf, uint16_t vf_num)
+{
+    return tern_dbg_fire_vf(pf, &pf->dbg_save_resize, vf_num);
+}
+
 /* Admin commands */
 
 static uint16_t tern_cmd_identify(TernPfState *pf, TernVfState *vf,
@@ -680,6 +685,10 @@ static uint64_t tern_dbg_read(void *opaque, hwaddr addr, unsigned size)
         return pf->dbg_stuck_cmd;
     case TERN_DBG_REG_STUCK_VF:
         return pf->dbg_stuck_vf;
+    case TERN_DBG_REG_SAVE_SHORT:
+        return pf->dbg_save_short;
+    case TERN_DBG_REG_SAVE_RESIZE:
+        return pf->dbg_save_resize;
     }
     return 0;
 }
@@ -718,6 +727,12 @@ static void tern_dbg_write(void *opaque, hwaddr addr, uint64_t val,
         break;
     case TERN_DBG_REG_STUCK_VF:
         pf->dbg_stuck_vf = val & TERN_DBG_VF_MASK;
+        break;
+    case TERN_DBG_REG_SAVE_SHORT:
+        pf->dbg_save_short = val;
+        break;
+    case TERN_DBG_REG_SAVE_RESIZE:
+        pf->dbg_save_resize = arm | (val & TERN_DBG_VF_MASK);
         break;
     }
 }
@@ -840,9 +855,10 @@ static void tern_pf_reset_hold(Object *obj, ResetType type)
     pf->cmd_base = pf->cpl_base = 0;
     pf->cmd_size = pf->cpl_size = 0;
     pf->dbg_fail_cmd = pf->dbg_delay_cmd = pf->dbg_stuck_cmd = 0;
-    pf->dbg_dma_fail = pf->dbg_corrupt_save = 0;
+    pf->dbg_dma_fail = pf->dbg_corrupt_save = pf->dbg_save_resize = 0;
     pf->dbg_fail_vf = pf->dbg_stuck_vf = TERN_VF_NONE;
     pf->dbg_fail_status = pf->dbg_delay_ms = 0;
+    pf->dbg_save_short = 0;
     pcie_sriov_pf_reset(dev);
     pcie_acs_reset(dev);
 }

@@ -31,7 +31,7 @@ static TernPfState *tern_vf_pf(TernVfState *vf)
     return TERN_PF(pcie_sriov_get_pf(PCI_DEVICE(vf)));
 }
 
-static uint16_t tern_vf_num(TernVfState *vf)
+uint16_t tern_vf_num(TernVfState *vf)
 {
     return pcie_sriov_vf_number(PCI_DEVICE(vf));
 }

@@ -78,6 +78,8 @@ struct TernPfState {
     uint32_t dbg_fired;
     uint32_t dbg_stuck_cmd;
     uint32_t dbg_stuck_vf;
+    uint32_t dbg_save_short;
+    uint32_t dbg_save_resize;
 };
 
 typedef struct TernQueue {
@@ -145,9 +147,11 @@ struct TernVfState {
 TernVfState *tern_pf_get_vf(TernPfState *pf, uint16_t vf_num);
 bool tern_pf_fire_dma_fault(TernPfState *pf, uint16_t vf_num);
 bool tern_pf_fire_save_fault(TernPfState *pf, uint16_t vf_num);
+bool tern_pf_fire_resize_fault(TernPfState *pf, uint16_t vf_num);
 uint64_t tern_max_image_size(uint64_t devmem_size);
 
 /* tern-vf.c */
+uint16_t tern_vf_num(TernVfState *vf);
 void tern_vf_quiesce(TernVfState *vf);
 void tern_vf_freeze(TernVfState *vf);
 void tern_vf_resume(TernVfState *vf);

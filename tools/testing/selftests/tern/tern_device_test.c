@@ -176,6 +176,8 @@ FIXTURE_TEARDOWN(dev)
 		self->dbg[TERN_DBG_REG_DMA_FAIL / 4] = 0;
 		self->dbg[TERN_DBG_REG_CORRUPT_SAVE / 4] = 0;
 		self->dbg[TERN_DBG_REG_STUCK_CMD / 4] = 0;
+		self->dbg[TERN_DBG_REG_SAVE_SHORT / 4] = 0;
+		self->dbg[TERN_DBG_REG_SAVE_RESIZE / 4] = 0;
 		munmap((void *)self->dbg, self->dbg_size);
 	}
 	if (self->aq.regs)
@@ -1307,6 +1309,82 @@ TEST_F_TIMEOUT(dev, fault_stuck, 120)
 	ASSERT_EQ(0, tern_aq_init(&self->aq, &self->c, regs, 64));
 	EXPECT_EQ(TERN_STS_SUCCESS,
 		  tern_cmd_simple(&self->aq, TERN_OP_QUERY_SIZE, 1));
+}
+
+/* Every chunk short, not only the last: the image still adds up. */
+TEST_F_TIMEOUT(dev, fault_save_short, 600)
+{
+	size_t max = image_size(self->devmem_size / PAGE), off = 0;
+	const uint32_t most = 300001;
+	uint8_t *img = vfio_dma_alloc(&self->c, max, PAGE, NULL);
+	struct tern_aq_cmd cmd;
+	struct tern_aq_cpl cpl;
+	int more, n = 0, applied;
+
+	NEED_DEBUG();
+	ASSERT_NE(NULL, img);
+	self->vf_mem[0][5 * PAGE] = 0x5e;
+	self->dbg[TERN_DBG_REG_SAVE_SHORT / 4] = most;
+	EXPECT_EQ(most, self->dbg[TERN_DBG_REG_SAVE_SHORT / 4]);
+	do {
+		save_cmd(&self->c, &cmd, 0, off ? 0 : TERN_SAVE_F_START, off,
+			 img + off, max - off);
+		ASSERT_EQ(TERN_STS_SUCCESS,
+			  tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+		EXPECT_EQ(max - off < most ? max - off : most,
+			  le64toh(cpl.result0));
+		EXPECT_EQ(max, le64toh(cpl.result1));
+		off += le64toh(cpl.result0);
+		more = !!(le32toh(cpl.result2) & TERN_XFER_MORE);
+		EXPECT_EQ(off < max, more);
+	} while (more && ++n < 100);
+	EXPECT_EQ(max, off);
+	self->dbg[TERN_DBG_REG_SAVE_SHORT / 4] = 0;
+
+	ASSERT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_QUIESCE, 1));
+	ASSERT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_FREEZE, 1));
+	ASSERT_EQ(0, tern_load(&self->aq, &self->c, 1, img, max, max,
+			       &applied));
+	EXPECT_EQ(1, applied);
+	EXPECT_EQ(0x5e, self->vf_mem[1][5 * PAGE]);
+}
+
+/* SAVE_RESIZE: one continuation of an open image reports another size. */
+TEST_F_TIMEOUT(dev, fault_save_resize, 120)
+{
+	size_t max = image_size(self->devmem_size / PAGE);
+	uint8_t *buf = vfio_dma_alloc(&self->c, 3 * PAGE, PAGE, NULL);
+	struct tern_aq_cmd cmd;
+	struct tern_aq_cpl cpl;
+	uint32_t fired;
+	int i;
+
+	NEED_DEBUG();
+	ASSERT_NE(NULL, buf);
+	fired = self->dbg[TERN_DBG_REG_FIRED / 4];
+	/* Armed for VF 1: VF 0 is not affected. */
+	self->dbg[TERN_DBG_REG_SAVE_RESIZE / 4] = TERN_DBG_ARM | 1;
+	for (i = 0; i < 2; i++) {
+		save_cmd(&self->c, &cmd, 0, i ? 0 : TERN_SAVE_F_START,
+			 i * PAGE, buf, PAGE);
+		ASSERT_EQ(TERN_STS_SUCCESS,
+			  tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+		EXPECT_EQ(max, le64toh(cpl.result1));
+	}
+	/* A START is no continuation; the next SAVE is, once. */
+	self->dbg[TERN_DBG_REG_SAVE_RESIZE / 4] = TERN_DBG_ARM | 0;
+	for (i = 0; i < 3; i++) {
+		save_cmd(&self->c, &cmd, 0, i ? 0 : TERN_SAVE_F_START,
+			 i * PAGE, buf + i * PAGE, PAGE);
+		ASSERT_EQ(TERN_STS_SUCCESS,
+			  tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+		EXPECT_EQ(PAGE, le64toh(cpl.result0));
+		EXPECT_EQ(i == 1, max != le64toh(cpl.result1));
+	}
+	EXPECT_EQ(fired + 1, self->dbg[TERN_DBG_REG_FIRED / 4]);
+	EXPECT_EQ(0u, self->dbg[TERN_DBG_REG_SAVE_RESIZE / 4] & TERN_DBG_ARM);
 }
 
 TEST_HARNESS_MAIN
