@@ -102,6 +102,15 @@ bool tern_pf_fire_resize_fault(TernPfState *pf, uint16_t vf_num)
     return tern_dbg_fire_vf(pf, &pf->dbg_save_resize, vf_num);
 }
 
+/* Most dirty pages a tracker holds before it overflows. */
+uint32_t tern_pf_dirty_limit(TernPfState *pf)
+{
+    if (pf->dbg_dirty_limit) {
+        return MIN(pf->dbg_dirty_limit, TERN_DIRTY_MAX_PAGES);
+    }
+    return TERN_DIRTY_MAX_PAGES;
+}
+
 /* Admin commands */
 
 static uint16_t tern_cmd_identify(TernPfState *pf, TernVfState *vf,
@@ -689,6 +698,8 @@ static uint64_t tern_dbg_read(void *opaque, hwaddr addr, unsigned size)
         return pf->dbg_save_short;
     case TERN_DBG_REG_SAVE_RESIZE:
         return pf->dbg_save_resize;
+    case TERN_DBG_REG_DIRTY_LIMIT:
+        return pf->dbg_dirty_limit;
     }
     return 0;
 }
@@ -733,6 +744,9 @@ static void tern_dbg_write(void *opaque, hwaddr addr, uint64_t val,
         break;
     case TERN_DBG_REG_SAVE_RESIZE:
         pf->dbg_save_resize = arm | (val & TERN_DBG_VF_MASK);
+        break;
+    case TERN_DBG_REG_DIRTY_LIMIT:
+        pf->dbg_dirty_limit = val;
         break;
     }
 }
@@ -858,7 +872,7 @@ static void tern_pf_reset_hold(Object *obj, ResetType type)
     pf->dbg_dma_fail = pf->dbg_corrupt_save = pf->dbg_save_resize = 0;
     pf->dbg_fail_vf = pf->dbg_stuck_vf = TERN_VF_NONE;
     pf->dbg_fail_status = pf->dbg_delay_ms = 0;
-    pf->dbg_save_short = 0;
+    pf->dbg_save_short = pf->dbg_dirty_limit = 0;
     pcie_sriov_pf_reset(dev);
     pcie_acs_reset(dev);
 }

@@ -26,7 +26,7 @@
 #define TERN_VF_BUDGET          16
 #define TERN_VF_CHUNK           (64 * 1024)
 
-static TernPfState *tern_vf_pf(TernVfState *vf)
+TernPfState *tern_vf_pf(TernVfState *vf)
 {
     return TERN_PF(pcie_sriov_get_pf(PCI_DEVICE(vf)));
 }

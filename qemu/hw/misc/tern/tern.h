@@ -10,6 +10,7 @@
 #define HW_MISC_TERN_H
 
 #include "hw/pci/pci_device.h"
+#include "qemu/interval-tree.h"
 #include "qemu/queue.h"
 #include "qemu/timer.h"
 #include "tern_hw.h"
@@ -80,6 +81,7 @@ struct TernPfState {
     uint32_t dbg_stuck_vf;
     uint32_t dbg_save_short;
     uint32_t dbg_save_resize;
+    uint32_t dbg_dirty_limit;
 };
 
 typedef struct TernQueue {
@@ -105,8 +107,8 @@ typedef struct TernDirty {
         uint64_t start;
         uint64_t last;      /* inclusive */
     } ranges[TERN_DIRTY_MAX_RANGES];
-    GTree *pages;           /* dirty page numbers (uint64_t keys) */
-    uint32_t nr_pages;
+    IntervalTreeRoot runs;  /* runs of dirty page numbers */
+    uint64_t nr_pages;
 } TernDirty;
 
 struct TernVfState {
@@ -148,9 +150,11 @@ TernVfState *tern_pf_get_vf(TernPfState *pf, uint16_t vf_num);
 bool tern_pf_fire_dma_fault(TernPfState *pf, uint16_t vf_num);
 bool tern_pf_fire_save_fault(TernPfState *pf, uint16_t vf_num);
 bool tern_pf_fire_resize_fault(TernPfState *pf, uint16_t vf_num);
+uint32_t tern_pf_dirty_limit(TernPfState *pf);
 uint64_t tern_max_image_size(uint64_t devmem_size);
 
 /* tern-vf.c */
+TernPfState *tern_vf_pf(TernVfState *vf);
 uint16_t tern_vf_num(TernVfState *vf);
 void tern_vf_quiesce(TernVfState *vf);
 void tern_vf_freeze(TernVfState *vf);

@@ -178,6 +178,7 @@ FIXTURE_TEARDOWN(dev)
 		self->dbg[TERN_DBG_REG_STUCK_CMD / 4] = 0;
 		self->dbg[TERN_DBG_REG_SAVE_SHORT / 4] = 0;
 		self->dbg[TERN_DBG_REG_SAVE_RESIZE / 4] = 0;
+		self->dbg[TERN_DBG_REG_DIRTY_LIMIT / 4] = 0;
 		munmap((void *)self->dbg, self->dbg_size);
 	}
 	if (self->aq.regs)
@@ -1023,6 +1024,72 @@ TEST_F_TIMEOUT(dev, vf_flr, 120)
 	set_master(&self->vf[1]);
 }
 
+/*
+ * A report starts where its range starts, also inside a run, and clears
+ * only what it returned; a report that filled its buffer can be
+ * continued from the end of the last run it returned.
+ */
+TEST_F_TIMEOUT(dev, dirty_seek, 120)
+{
+	struct tern_vfq vq;
+	struct tern_range r, runs[16];
+	uint64_t iova, pages, from, total_pages = 0;
+	uint32_t nr, total_runs = 0, rounds = 0;
+	int more, i;
+
+	ASSERT_NE(NULL, vfio_dma_alloc(&self->c, 256 * PAGE, PAGE, &iova));
+	r = (struct tern_range){ iova, 256 * PAGE };
+	ASSERT_EQ(0, tern_vfq_init(&vq, &self->c, self->vf_regs[0], 0, 256));
+	ASSERT_EQ(TERN_STS_SUCCESS, tern_dirty_start(&self->aq, &self->c, 0,
+						     &r, 1, 12));
+
+	/* Pages 10..19; report 15.., then 12..13, then the rest. */
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova + 10 * PAGE, 10 * PAGE, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0,
+				       iova + 15 * PAGE, 241 * PAGE, runs, 16,
+				       &nr, &pages, &more));
+	ASSERT_EQ(1u, nr);
+	EXPECT_EQ(5u, pages);
+	EXPECT_TRUE(dirty_has(runs, nr, iova + 15 * PAGE, 5 * PAGE));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0,
+				       iova + 12 * PAGE, 2 * PAGE, runs, 16,
+				       &nr, &pages, &more));
+	ASSERT_EQ(1u, nr);
+	EXPECT_TRUE(dirty_has(runs, nr, iova + 12 * PAGE, 2 * PAGE));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0, iova,
+				       256 * PAGE, runs, 16, &nr, &pages,
+				       &more));
+	ASSERT_EQ(2u, nr);
+	EXPECT_EQ(3u, pages);
+	EXPECT_EQ(0, more);
+	EXPECT_TRUE(dirty_has(runs, nr, iova + 10 * PAGE, 2 * PAGE));
+	EXPECT_TRUE(dirty_has(runs, nr, iova + 14 * PAGE, PAGE));
+
+	/* 100 scattered pages, each round starting after the last run. */
+	for (i = 0; i < 100; i++)
+		ADD(&vq, i == 99, TERN_DESC_FILL, 0,
+		    iova + (2 * i + 1) * PAGE, 8, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
+	from = iova;
+	do {
+		ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0, from,
+					       iova + 256 * PAGE - from, runs,
+					       16, &nr, &pages, &more));
+		ASSERT_LT(0u, nr);
+		for (i = 0; i < (int)nr; i++)
+			EXPECT_EQ(iova + (2 * (total_runs + i) + 1) * PAGE,
+				  runs[i].iova);
+		from = runs[nr - 1].iova + runs[nr - 1].len;
+		total_runs += nr;
+		total_pages += pages;
+		rounds++;
+	} while (more && rounds < 20);
+	EXPECT_EQ(100u, total_runs);
+	EXPECT_EQ(100u, total_pages);
+	EXPECT_EQ(7u, rounds);
+}
+
 /* Fault injection: needs x-debug=on. */
 #define NEED_DEBUG() do {						\
 		if (!self->dbg)						\
@@ -1385,6 +1452,68 @@ TEST_F_TIMEOUT(dev, fault_save_resize, 120)
 	}
 	EXPECT_EQ(fired + 1, self->dbg[TERN_DBG_REG_FIRED / 4]);
 	EXPECT_EQ(0u, self->dbg[TERN_DBG_REG_SAVE_RESIZE / 4] & TERN_DBG_ARM);
+}
+
+/* DIRTY_LIMIT: the tracker holds that many pages; one more overflows. */
+TEST_F_TIMEOUT(dev, fault_dirty_limit, 120)
+{
+	struct tern_vfq vq;
+	struct tern_range r, runs[4];
+	struct tern_identify id;
+	uint64_t iova, pages;
+	uint32_t nr;
+	int more;
+
+	NEED_DEBUG();
+	ASSERT_NE(NULL, vfio_dma_alloc(&self->c, 64 * PAGE, PAGE, &iova));
+	r = (struct tern_range){ iova, 64 * PAGE };
+	ASSERT_EQ(0, tern_vfq_init(&vq, &self->c, self->vf_regs[0], 0, 16));
+	self->dbg[TERN_DBG_REG_DIRTY_LIMIT / 4] = 8;
+	/* IDENTIFY reports the capacity, not the injected limit. */
+	ASSERT_EQ(TERN_STS_SUCCESS,
+		  tern_identify(&self->aq, &self->c, TERN_VF_NONE, &id));
+	EXPECT_EQ(TERN_DIRTY_MAX_PAGES, le32toh(id.dirty_max_pages));
+	ASSERT_EQ(TERN_STS_SUCCESS, tern_dirty_start(&self->aq, &self->c, 0,
+						     &r, 1, 12));
+
+	/* 8 pages fit, twice (a report frees what it returns). */
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova, 8 * PAGE, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0, iova,
+				       64 * PAGE, runs, 4, &nr, &pages, &more));
+	EXPECT_EQ(8u, pages);
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova + 16 * PAGE, 4 * PAGE, 0, 0, 0);
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova + 24 * PAGE, 4 * PAGE, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0, iova,
+				       64 * PAGE, runs, 4, &nr, &pages, &more));
+	EXPECT_EQ(2u, nr);
+	EXPECT_EQ(8u, pages);
+
+	/* 9 do not: the tracker overflows. */
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova + 32 * PAGE, 9 * PAGE, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
+	EXPECT_EQ(TERN_STS_DIRTY_OVERFLOW, tern_dirty_report(&self->aq,
+			&self->c, 0, iova, 64 * PAGE, runs, 4, &nr, &pages,
+			&more));
+	EXPECT_EQ(TERN_STS_DIRTY_OVERFLOW, tern_dirty_report(&self->aq,
+			&self->c, 0, iova, 64 * PAGE, runs, 4, &nr, &pages,
+			&more));
+
+	/* Recovery: DIRTY_STOP and DIRTY_START re-arm an empty tracker. */
+	ASSERT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_DIRTY_STOP, 0));
+	ASSERT_EQ(TERN_STS_SUCCESS, tern_dirty_start(&self->aq, &self->c, 0,
+						     &r, 1, 12));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0, iova,
+				       64 * PAGE, runs, 4, &nr, &pages, &more));
+	EXPECT_EQ(0u, nr);
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova + 40 * PAGE, 8, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0, iova,
+				       64 * PAGE, runs, 4, &nr, &pages, &more));
+	ASSERT_EQ(1u, nr);
+	EXPECT_TRUE(dirty_has(runs, nr, iova + 40 * PAGE, PAGE));
 }
 
 TEST_HARNESS_MAIN
