@@ -999,17 +999,27 @@ TEST_F_TIMEOUT(dev, aq_errors, 120)
 		  tern_cmd_simple(&self->aq, TERN_OP_QUERY_SIZE, 1));
 }
 
-/* VF FLR resets functional state, suspension and tracking. */
+/*
+ * VF FLR resets functional state and suspension, but not dirty tracking,
+ * which is the PF's migration state; a PF function reset ends it.
+ */
 TEST_F_TIMEOUT(dev, vf_flr, 120)
 {
 	struct tern_vfq vq;
-	struct tern_range r = { self->c.dma_iova, 1 << 20 };
+	struct tern_range r, runs[4];
+	uint64_t iova, pages;
+	uint32_t nr;
 	uint16_t flags;
+	int more;
 
+	ASSERT_NE(NULL, vfio_dma_alloc(&self->c, 16 * PAGE, PAGE, &iova));
+	r = (struct tern_range){ iova, 16 * PAGE };
 	ASSERT_EQ(0, tern_vfq_init(&vq, &self->c, self->vf_regs[1], 0, 8));
 	self->vf_mem[1][0] = 5;
 	ASSERT_EQ(TERN_STS_SUCCESS, tern_dirty_start(&self->aq, &self->c, 1,
 						     &r, 1, 12));
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova + 2 * PAGE, 8, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
 	ASSERT_EQ(TERN_STS_SUCCESS,
 		  tern_cmd_simple(&self->aq, TERN_OP_QUIESCE, 1));
 	ASSERT_EQ(TERN_STS_SUCCESS,
@@ -1017,11 +1027,31 @@ TEST_F_TIMEOUT(dev, vf_flr, 120)
 	ASSERT_EQ(0, vfio_reset(&self->vf[1]));
 	EXPECT_EQ(TERN_VF_STATE_RUNNING,
 		  vf_state(&self->aq, &self->c, 1, &flags));
-	EXPECT_EQ(0, flags);
+	EXPECT_EQ(TERN_VF_F_TRACKING, flags);
 	EXPECT_EQ(0u, tern_q_reg(&vq, TERN_Q_STATUS));
 	EXPECT_EQ(0u, tern_q_reg(&vq, TERN_Q_SIZE));
 	EXPECT_EQ(0, self->vf_mem[1][0]);
 	set_master(&self->vf[1]);
+
+	/* The page written before the FLR is still there ... */
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 1, iova, 16 * PAGE,
+				       runs, 4, &nr, &pages, &more));
+	ASSERT_EQ(1u, nr);
+	EXPECT_TRUE(dirty_has(runs, nr, iova + 2 * PAGE, PAGE));
+	/* ... and tracking goes on. */
+	ASSERT_EQ(0, tern_vfq_enable(&vq, self->vf_regs[1]));
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova + 5 * PAGE, 8, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 1, iova, 16 * PAGE,
+				       runs, 4, &nr, &pages, &more));
+	ASSERT_EQ(1u, nr);
+	EXPECT_TRUE(dirty_has(runs, nr, iova + 5 * PAGE, PAGE));
+
+	/* A PF function reset ends it. */
+	mmio_write32(self->aq.regs, TERN_PF_REG_CTRL, TERN_PF_CTRL_RESET);
+	ASSERT_EQ(0, tern_aq_init(&self->aq, &self->c, self->aq.regs, 64));
+	vf_state(&self->aq, &self->c, 1, &flags);
+	EXPECT_EQ(0, flags);
 }
 
 /*
