@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Self-test of scripts/vm-run, in TAP: it runs commands, returns their
-# output and status, fails a run whose kernel log has a splat, and kills a
-# hung VM.  Three VM boots.
+# output and status, fails a run whose kernel log has a splat, kills a
+# hung VM and reports a QEMU that crashed in mid-command.  Four VM boots.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../../.." && pwd)
 vm_run=$top/scripts/vm-run
@@ -23,7 +23,7 @@ result() {
 }
 
 echo "TAP version 13"
-echo "1..4"
+echo "1..5"
 
 # shellcheck disable=SC2016 # expanded in the VM
 "$vm_run" -- sh -c 'cat /sys/bus/pci/devices/$TERN_PF/sriov_totalvfs
@@ -50,5 +50,27 @@ elapsed=$(($(date +%s) - start))
 sed 's/^/# /' "$tmp/out" "$tmp/err"
 [ "$rc" -eq 124 ] && [ "$elapsed" -lt 60 ] && grep -q 'timed out' "$tmp/err"
 result $? "a hung command is killed by the timeout (${elapsed} s)"
+
+# A QEMU that aborts (an assertion) while the command runs: abort it from
+# here, once the command has started, through the process tree of this
+# vm-run (vm-run -> timeout -> QEMU).
+(ulimit -c 0; exec "$vm_run" --vfs 0 --timeout 300 -- \
+	sh -c 'echo running; sleep 1000') > "$tmp/out" 2> "$tmp/err" &
+vm=$!
+qemu=
+for _ in $(seq 300); do
+	if grep -q running "$tmp/out"; then
+		qemu=$(pgrep -P "$(pgrep -x -P "$vm" timeout)")
+		break
+	fi
+	sleep 1
+done
+[ -n "$qemu" ] && kill -ABRT "$qemu"
+wait "$vm"
+rc=$?
+sed 's/^/# /' "$tmp/out" "$tmp/err"
+[ "$rc" -eq 123 ] &&
+	grep -q 'QEMU crashed while the command ran: killed by signal 6 (SIGABRT)' "$tmp/err"
+result $? "a QEMU that aborts in mid-command is reported as a crash"
 
 exit "$failed"
