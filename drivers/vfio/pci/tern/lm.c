@@ -52,7 +52,8 @@ static int tern_buf_alloc(struct tern_buf *b, unsigned int nr_pages)
 	if (!b->pages)
 		return -ENOMEM;
 	for (i = 0; i < nr_pages; i++) {
-		b->pages[i] = alloc_page(GFP_KERNEL_ACCOUNT);
+		/* Zeroed: a device that writes short must not leak old data. */
+		b->pages[i] = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 		if (!b->pages[i]) {
 			ret = -ENOMEM;
 			goto err;
