@@ -8,6 +8,8 @@
  * held while the VFIO device is open.
  */
 
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/module.h>
 #include <linux/pci.h>
 
@@ -259,7 +261,21 @@ static struct pci_driver tern_vfio_driver = {
 	.dev_groups = tern_vfio_groups,
 	.driver_managed_dma = true,
 };
-module_pci_driver(tern_vfio_driver);
+
+static int __init tern_vfio_init(void)
+{
+	/* vfio core reports device dirty pages only through iommufd. */
+	if (!IS_ENABLED(CONFIG_IOMMUFD_DRIVER))
+		pr_info("kernel without IOMMUFD_DRIVER: no device dirty tracking offered\n");
+	return pci_register_driver(&tern_vfio_driver);
+}
+module_init(tern_vfio_init);
+
+static void __exit tern_vfio_exit(void)
+{
+	pci_unregister_driver(&tern_vfio_driver);
+}
+module_exit(tern_vfio_exit);
 
 MODULE_IMPORT_NS(IOMMUFD);
 MODULE_DESCRIPTION("vfio-pci variant driver for tern VFs, with live migration");
