@@ -910,13 +910,16 @@ static struct file *tern_step(struct tern_vfio_dev *tvdev,
 	return ERR_PTR(-EINVAL);
 }
 
-/* Bytes moved so far through the open data fd, for the tracepoint. */
+/*
+ * Bytes moved so far through the open data fd, for the tracepoint: only
+ * when it is on, as it waits for a read() or write() in progress.
+ */
 static u64 tern_stream_pos(struct tern_vfio_dev *tvdev)
 {
 	struct tern_mig_file *migf = tvdev->saving ?: tvdev->resuming;
 	u64 pos;
 
-	if (!migf)
+	if (!migf || !trace_tern_vfio_arc_enabled())
 		return 0;
 	mutex_lock(&migf->lock);
 	pos = migf->pos;
