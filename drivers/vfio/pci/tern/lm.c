@@ -546,38 +546,38 @@ static int resume_check_rec(struct tern_mig_file *migf)
 	struct device *dev = mig_dev(migf);
 
 	if (seq != migf->seq) {
-		dev_err(dev, "stream: record %u arrived where %u was due\n",
-			seq, migf->seq);
+		dev_err_ratelimited(dev, "stream: record %u arrived where %u was due\n",
+				    seq, migf->seq);
 		return -EILSEQ;
 	}
 	if (len > TERN_REC_MAX_PAYLOAD) {
-		dev_err(dev, "stream: record %u has %u bytes, more than %u\n",
-			seq, len, TERN_REC_MAX_PAYLOAD);
+		dev_err_ratelimited(dev, "stream: record %u has %u bytes, more than %u\n",
+				    seq, len, TERN_REC_MAX_PAYLOAD);
 		return -EMSGSIZE;
 	}
 
 	switch (type) {
 	case TERN_REC_IMAGE:
 		if (!len || flags & ~TERN_REC_F_FIRST) {
-			dev_err(dev, "stream: image record %u: bad length %u or flags 0x%x\n",
-				seq, len, flags);
+			dev_err_ratelimited(dev, "stream: image record %u: bad length %u or flags 0x%x\n",
+					    seq, len, flags);
 			return -EINVAL;
 		}
 		if ((flags & TERN_REC_F_FIRST) ?
 		    off || migf->image_open :
 		    !migf->image_open || off != migf->image_off) {
-			dev_err(dev, "stream: image record %u at offset %llu is out of order\n",
-				seq, off);
+			dev_err_ratelimited(dev, "stream: image record %u at offset %llu is out of order\n",
+					    seq, off);
 			return -EILSEQ;
 		}
 		return 0;
 	case TERN_REC_END:
 		if (len != TERN_STREAM_END_SIZE || flags || off) {
-			dev_err(dev, "stream: malformed END record\n");
+			dev_err_ratelimited(dev, "stream: malformed END record\n");
 			return -EINVAL;
 		}
 		if (migf->image_open) {
-			dev_err(dev, "stream: END inside an image\n");
+			dev_err_ratelimited(dev, "stream: END inside an image\n");
 			return -EILSEQ;
 		}
 		return 0;
@@ -601,13 +601,13 @@ static int resume_load_image(struct tern_mig_file *migf, u32 len)
 	ret = tern_vf_load(migf->tvdev->vf, first, le64_to_cpu(rec->offset),
 			   &migf->buf.sgt, len, &x);
 	if (ret) {
-		dev_err(mig_dev(migf), "stream: the device rejected image record %u: %d\n",
-			le32_to_cpu(rec->seq), ret);
+		dev_err_ratelimited(mig_dev(migf), "stream: the device rejected image record %u: %d\n",
+				    le32_to_cpu(rec->seq), ret);
 		return ret;
 	}
 	if (x.bytes != len || (!x.more && !x.applied)) {
-		dev_err(mig_dev(migf), "stream: image record %u runs past its image\n",
-			le32_to_cpu(rec->seq));
+		dev_err_ratelimited(mig_dev(migf), "stream: image record %u runs past its image\n",
+				    le32_to_cpu(rec->seq));
 		return -EMSGSIZE;
 	}
 	migf->image_open = !x.applied;
@@ -632,8 +632,8 @@ static int resume_end(struct tern_mig_file *migf)
 	if (le32_to_cpu(end.nr_records) != migf->seq ||
 	    le32_to_cpu(end.nr_images) != migf->nr_images ||
 	    le64_to_cpu(end.image_bytes) != migf->image_bytes) {
-		dev_err(mig_dev(migf), "stream: END record does not match the stream (%u records, %u images)\n",
-			migf->seq, migf->nr_images);
+		dev_err_ratelimited(mig_dev(migf), "stream: END record does not match the stream (%u records, %u images)\n",
+				    migf->seq, migf->nr_images);
 		return -EBADMSG;
 	}
 	migf->ended = true;
@@ -648,8 +648,8 @@ static int resume_rec_done(struct tern_mig_file *migf)
 	int ret = 0;
 
 	if (~migf->crc != le32_to_cpu(rec->crc)) {
-		dev_err(mig_dev(migf), "stream: record %u fails its CRC\n",
-			le32_to_cpu(rec->seq));
+		dev_err_ratelimited(mig_dev(migf), "stream: record %u fails its CRC\n",
+				    le32_to_cpu(rec->seq));
 		return -EBADMSG;
 	}
 	switch (le16_to_cpu(rec->type)) {
@@ -702,7 +702,7 @@ static ssize_t resume_consume(struct tern_mig_file *migf,
 	int ret;
 
 	if (migf->ended) {
-		dev_err(mig_dev(migf), "stream: data after the END record\n");
+		dev_err_ratelimited(mig_dev(migf), "stream: data after the END record\n");
 		return -EINVAL;
 	}
 	if (migf->in_rec) {
@@ -792,8 +792,8 @@ static int resume_finish(struct tern_mig_file *migf)
 	if (migf->error) {
 		ret = migf->error;
 	} else if (!migf->ended || !migf->applied) {
-		dev_err(mig_dev(migf), "stream: ended after %llu bytes, before its END record\n",
-			migf->pos);
+		dev_err_ratelimited(mig_dev(migf), "stream: ended after %llu bytes, before its END record\n",
+				    migf->pos);
 		ret = -ENODATA;
 	}
 	mutex_unlock(&migf->lock);
