@@ -143,10 +143,13 @@ static int mig_file_usable(struct tern_mig_file *migf)
 static int mig_file_release(struct inode *inode, struct file *filp)
 {
 	struct tern_mig_file *migf = filp->private_data;
+	struct vfio_device *vdev = &migf->tvdev->core.vdev;
 
 	tern_buf_free(&migf->buf);
 	mutex_destroy(&migf->lock);
 	kfree(migf);
+	/* May free the device, if it was unregistered meanwhile. */
+	put_device(&vdev->device);
 	return 0;
 }
 
@@ -172,6 +175,13 @@ mig_file_new(struct tern_vfio_dev *tvdev, const struct file_operations *fops,
 		goto err_buf;
 	}
 	stream_open(migf->filp->f_inode, migf->filp);
+	/*
+	 * The file may outlive the device's registration (the user closes
+	 * the device fd and the VF is unbound): keep its memory, and so
+	 * tvdev, until release(); a reference on the struct device does not
+	 * hold up vfio_unregister_group_dev().
+	 */
+	get_device(&tvdev->core.vdev.device);
 	return migf;
 
 err_buf:
@@ -477,16 +487,19 @@ static long save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	if (info.argsz < minsz)
 		return -EINVAL;
 
+	/*
+	 * tvdev lives as long as the file, but once the file is disabled
+	 * the device may be closed, unregistered or in another session.
+	 */
 	tern_state_lock(tvdev);
-	if (tvdev->mig_state != VFIO_DEVICE_STATE_PRE_COPY &&
-	    tvdev->mig_state != VFIO_DEVICE_STATE_PRE_COPY_P2P) {
-		ret = -EINVAL;
-		goto out;
-	}
 	mutex_lock(&migf->lock);
-	ret = save_precopy_info(migf, &info);
+	ret = mig_file_usable(migf);
+	if (!ret && tvdev->mig_state != VFIO_DEVICE_STATE_PRE_COPY &&
+	    tvdev->mig_state != VFIO_DEVICE_STATE_PRE_COPY_P2P)
+		ret = -EINVAL;
+	if (!ret)
+		ret = save_precopy_info(migf, &info);
 	mutex_unlock(&migf->lock);
-out:
 	tern_state_unlock(tvdev);
 	if (ret)
 		return ret;
