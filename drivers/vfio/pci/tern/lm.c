@@ -785,6 +785,9 @@ static ssize_t resume_write(struct file *filp, const char __user *ubuf,
 	/* A stream that failed validation stays failed. */
 	if (ret && ret != -EFAULT)
 		migf->error = ret;
+	/* The bytes before a fault were taken: the writer must not resend. */
+	if (ret == -EFAULT && done)
+		ret = 0;
 out:
 	mutex_unlock(&migf->lock);
 	return ret ? ret : done;
