@@ -244,8 +244,25 @@ static void save_queue(struct tern_mig_file *migf, const void *data, u32 len)
 	migf->queue_len += len;
 }
 
+/*
+ * The running CRC-32C of a record header with its crc field zeroed: a
+ * record's CRC covers its header and its payload, so that no byte of the
+ * stream goes unchecked.
+ */
+static u32 rec_hdr_crc(const struct tern_stream_rec *rec)
+{
+	struct tern_stream_rec r = *rec;
+
+	r.crc = 0;
+	return crc32c(~0, &r, sizeof(r));
+}
+
+/*
+ * Queue a record header; its payload is @payload, queued after it, or
+ * (@payload NULL) the first @len bytes of migf->buf.
+ */
 static void save_queue_rec(struct tern_mig_file *migf, u16 type, u16 flags,
-			   u64 offset, u32 len, u32 crc)
+			   u64 offset, u32 len, const void *payload)
 {
 	struct tern_stream_rec rec = {
 		.type = cpu_to_le16(type),
@@ -253,10 +270,15 @@ static void save_queue_rec(struct tern_mig_file *migf, u16 type, u16 flags,
 		.length = cpu_to_le32(len),
 		.offset = cpu_to_le64(offset),
 		.seq = cpu_to_le32(migf->seq++),
-		.crc = cpu_to_le32(crc),
 	};
+	u32 crc = rec_hdr_crc(&rec);
 
+	crc = payload ? crc32c(crc, payload, len) :
+			tern_buf_crc(&migf->buf, crc, 0, len);
+	rec.crc = cpu_to_le32(~crc);
 	save_queue(migf, &rec, sizeof(rec));
+	if (payload)
+		save_queue(migf, payload, len);
 }
 
 /* The stream header and a SOURCE record naming the source. */
@@ -271,9 +293,7 @@ static void save_queue_start(struct tern_mig_file *migf)
 	len = snprintf(src, sizeof(src), "tern_vfio_pci on Linux %s",
 		       init_utsname()->release);
 	len = min_t(u32, len + 1, sizeof(src));
-	save_queue_rec(migf, TERN_REC_SOURCE, 0, 0, len,
-		       ~crc32c(~0, src, len));
-	save_queue(migf, src, len);
+	save_queue_rec(migf, TERN_REC_SOURCE, 0, 0, len, src);
 }
 
 /* Read the next chunk of the open image, or take a new image. */
@@ -307,7 +327,7 @@ static int save_next_chunk(struct tern_mig_file *migf)
 		migf->committed += tern_image_stream_bytes(x.image_size);
 	}
 	save_queue_rec(migf, TERN_REC_IMAGE, off ? 0 : TERN_REC_F_FIRST, off,
-		       x.bytes, ~tern_buf_crc(&migf->buf, ~0, 0, x.bytes));
+		       x.bytes, NULL);
 	migf->payload_len = x.bytes;
 	migf->payload_off = 0;
 	migf->image_off = off + x.bytes;
@@ -324,9 +344,7 @@ static void save_queue_end(struct tern_mig_file *migf)
 		.image_bytes = cpu_to_le64(migf->image_bytes),
 	};
 
-	save_queue_rec(migf, TERN_REC_END, 0, 0, sizeof(end),
-		       ~crc32c(~0, &end, sizeof(end)));
-	save_queue(migf, &end, sizeof(end));
+	save_queue_rec(migf, TERN_REC_END, 0, 0, sizeof(end), &end);
 	migf->committed += TERN_STREAM_REC_SIZE + sizeof(end);
 	migf->end_queued = true;
 }
@@ -595,6 +613,12 @@ static int resume_check_rec(struct tern_mig_file *migf)
 		}
 		return 0;
 	default:
+		/* Only IMAGE records use the flags and the offset. */
+		if (flags || off) {
+			dev_err_ratelimited(dev, "stream: record %u of type 0x%04x: flags 0x%x, offset %llu\n",
+					    seq, type, flags, off);
+			return -EINVAL;
+		}
 		if (!(type & TERN_REC_OPTIONAL)) {
 			dev_err(dev, "stream: unknown mandatory record type 0x%04x\n",
 				type);
@@ -747,7 +771,7 @@ static ssize_t resume_consume(struct tern_mig_file *migf,
 		return ret;
 	migf->in_rec = true;
 	migf->rec_got = 0;
-	migf->crc = ~0;
+	migf->crc = rec_hdr_crc(&migf->rec);
 check_done:
 	if (migf->rec_got == le32_to_cpu(migf->rec.length)) {
 		ret = resume_rec_done(migf);

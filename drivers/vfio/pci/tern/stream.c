@@ -86,14 +86,15 @@ int tern_stream_check_hdr(struct tern_vfio_dev *tvdev,
 		return -EINVAL;
 	}
 	if (hdr->devmem_size != mine.devmem_size) {
-		dev_err(dev, "stream: source VF has %llu bytes of device memory, this one %llu\n",
-			le64_to_cpu(hdr->devmem_size),
-			le64_to_cpu(mine.devmem_size));
+		dev_err_ratelimited(dev, "stream: source VF has %llu bytes of device memory, this one %llu\n",
+				    le64_to_cpu(hdr->devmem_size),
+				    le64_to_cpu(mine.devmem_size));
 		return -EINVAL;
 	}
-	if (hdr->flags) {
-		dev_err(dev, "stream: unknown header flags 0x%x\n",
-			le32_to_cpu(hdr->flags));
+	if (hdr->flags || hdr->rsvd0 || memchr_inv(hdr->rsvd1, 0, sizeof(hdr->rsvd1)) ||
+	    hdr->rsvd2) {
+		dev_err_ratelimited(dev, "stream: unknown header flags 0x%x or reserved bits set\n",
+				    le32_to_cpu(hdr->flags));
 		return -EINVAL;
 	}
 	return 0;
