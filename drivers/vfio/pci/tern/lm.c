@@ -279,6 +279,7 @@ static void save_queue_rec(struct tern_mig_file *migf, u16 type, u16 flags,
 	save_queue(migf, &rec, sizeof(rec));
 	if (payload)
 		save_queue(migf, payload, len);
+	migf->produced += sizeof(rec) + len;
 }
 
 /* The stream header and a SOURCE record naming the source. */
@@ -290,10 +291,31 @@ static void save_queue_start(struct tern_mig_file *migf)
 
 	tern_stream_make_hdr(migf->tvdev, &hdr);
 	save_queue(migf, &hdr, sizeof(hdr));
+	migf->produced += sizeof(hdr);
 	len = snprintf(src, sizeof(src), "tern_vfio_pci on Linux %s",
 		       init_utsname()->release);
 	len = min_t(u32, len + 1, sizeof(src));
 	save_queue_rec(migf, TERN_REC_SOURCE, 0, 0, len, src);
+}
+
+/*
+ * The device's answer to a save of the chunk at @off must describe the
+ * image it began: a device that lies would corrupt the stream and the
+ * byte accounting.
+ */
+static int save_check_xfer(struct tern_mig_file *migf, u64 off,
+			   const struct tern_vf_xfer *x)
+{
+	bool size_ok = !migf->image_open || x->image_size == migf->image_size;
+
+	if (x->bytes && x->bytes <= TERN_CHUNK_SIZE && size_ok &&
+	    x->image_size >= off + x->bytes &&
+	    x->more == (off + x->bytes < x->image_size))
+		return 0;
+	dev_err_ratelimited(mig_dev(migf), "device returned %u bytes at %llu of a %llu-byte image (was %llu), more=%d\n",
+			    x->bytes, off, x->image_size,
+			    migf->image_open ? migf->image_size : 0, x->more);
+	return -EIO;
 }
 
 /* Read the next chunk of the open image, or take a new image. */
@@ -314,25 +336,26 @@ static int save_next_chunk(struct tern_mig_file *migf)
 			   TERN_CHUNK_SIZE, &x);
 	if (ret)
 		return ret;
-	if (!x.bytes || x.image_size < off + x.bytes) {
-		dev_err(mig_dev(migf), "device returned %u bytes at %llu of a %llu-byte image\n",
-			x.bytes, off, x.image_size);
-		return -EIO;
-	}
+	ret = save_check_xfer(migf, off, &x);
+	if (ret)
+		return ret;
 	if (!migf->image_open) {
 		migf->image_open = true;
 		migf->image_size = x.image_size;
 		migf->nr_images++;
 		migf->image_bytes += x.image_size;
-		migf->committed += tern_image_stream_bytes(x.image_size);
 	}
 	save_queue_rec(migf, TERN_REC_IMAGE, off ? 0 : TERN_REC_F_FIRST, off,
 		       x.bytes, NULL);
 	migf->payload_len = x.bytes;
 	migf->payload_off = 0;
 	migf->image_off = off + x.bytes;
-	if (!x.more)
+	if (!x.more) {
 		migf->image_open = false;
+		/* The initial data ends with the first image. */
+		if (migf->nr_images == 1)
+			migf->initial_end = migf->produced;
+	}
 	return 0;
 }
 
@@ -345,7 +368,6 @@ static void save_queue_end(struct tern_mig_file *migf)
 	};
 
 	save_queue_rec(migf, TERN_REC_END, 0, 0, sizeof(end), &end);
-	migf->committed += TERN_STREAM_REC_SIZE + sizeof(end);
 	migf->end_queued = true;
 }
 
@@ -363,6 +385,18 @@ static int save_pending(struct tern_mig_file *migf, u64 *bytes)
 	if (incr > TERN_IMAGE_HDR_SIZE + TERN_IMAGE_REGS_SIZE)
 		*bytes = incr;
 	return 0;
+}
+
+/*
+ * Stream bytes produced and not yet read, plus an estimate of what the
+ * rest of the open image will add (whole chunks; a device may send
+ * shorter ones, which the count then catches up with).
+ */
+static u64 save_ahead(struct tern_mig_file *migf)
+{
+	u64 rest = migf->image_open ? migf->image_size - migf->image_off : 0;
+
+	return migf->produced - migf->pos + tern_image_stream_bytes(rest);
 }
 
 /*
@@ -469,16 +503,16 @@ out:
 static long save_precopy_info(struct tern_mig_file *migf,
 			      struct vfio_precopy_info *info)
 {
-	u64 outstanding, pending = 0;
+	u64 ahead, pending = 0;
 	int ret;
 
-	ret = mig_file_usable(migf);
-	if (ret)
-		return ret;
-
-	outstanding = migf->committed - migf->pos;
-	info->initial_bytes = migf->initial_bytes > migf->pos ?
-			      migf->initial_bytes - migf->pos : 0;
+	ahead = save_ahead(migf);
+	/* Until the first image is complete, everything is initial data. */
+	if (!migf->initial_end)
+		info->initial_bytes = ahead;
+	else
+		info->initial_bytes = migf->initial_end > migf->pos ?
+				      migf->initial_end - migf->pos : 0;
 	if (!migf->image_open && !migf->final) {
 		ret = save_pending(migf, &pending);
 		if (ret)
@@ -486,7 +520,8 @@ static long save_precopy_info(struct tern_mig_file *migf,
 		if (pending)
 			pending = tern_image_stream_bytes(pending);
 	}
-	info->dirty_bytes = outstanding - info->initial_bytes + pending;
+	/* produced >= initial_end, so this never wraps. */
+	info->dirty_bytes = ahead - info->initial_bytes + pending;
 	return 0;
 }
 
@@ -553,9 +588,7 @@ static struct tern_mig_file *save_file_new(struct tern_vfio_dev *tvdev,
 	migf->final = !precopy;
 	migf->final_taken = !precopy;
 	save_queue_start(migf);
-	migf->committed = migf->queue_len;
 	ret = save_next_chunk(migf);
-	migf->initial_bytes = migf->committed;
 	mutex_unlock(&migf->lock);
 	if (ret) {
 		fput(migf->filp);
@@ -1053,8 +1086,7 @@ static int tern_get_data_size(struct vfio_device *vdev,
 	migf = tvdev->saving;
 	if (migf && migf->precopy) {
 		mutex_lock(&migf->lock);
-		size = migf->committed - migf->pos +
-		       tern_image_stream_bytes(incr ?: full) +
+		size = save_ahead(migf) + tern_image_stream_bytes(incr ?: full) +
 		       TERN_STREAM_REC_SIZE + TERN_STREAM_END_SIZE;
 		mutex_unlock(&migf->lock);
 	} else {

@@ -51,8 +51,8 @@ struct tern_mig_file {
 	bool final;		/* frozen: the next image is the last */
 	bool final_taken;	/* the last image is taken */
 	bool end_queued;	/* the END record is queued */
-	u64 initial_bytes;	/* stream bytes of the header and full image */
-	u64 committed;		/* stream bytes of everything taken so far */
+	u64 produced;		/* stream bytes queued so far */
+	u64 initial_end;	/* produced at the full image's end, or 0 */
 	u8 queue[256];		/* stream header and record headers */
 	u32 queue_len;		/* bytes in queue[] */
 	u32 queue_off;		/* bytes of queue[] already read */
