@@ -15,6 +15,7 @@
 #include <linux/crc32c.h>
 #include <linux/file.h>
 #include <linux/highmem.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/utsname.h>
@@ -457,12 +458,42 @@ static ssize_t save_copy_out(struct tern_mig_file *migf, char __user *ubuf,
 	return done;
 }
 
+/*
+ * Fill the user's buffer, one device command at a time.  A fatal signal
+ * ends the loop between commands (-EINTR, the stream intact); an -EINTR
+ * of the PF's (a command abandoned, its outcome unknown) is an error.
+ */
+static int save_fill(struct tern_mig_file *migf, char __user *ubuf,
+		     size_t len, size_t *done)
+{
+	ssize_t n;
+	int ret;
+
+	while (len) {
+		n = save_copy_out(migf, ubuf + *done, len);
+		if (n < 0)
+			return n;
+		if (n) {
+			*done += n;
+			len -= n;
+			continue;
+		}
+		if (fatal_signal_pending(current))
+			return -ERESTARTSYS;
+		/* A reset may have ended the file meanwhile. */
+		ret = READ_ONCE(migf->disabled) ? -ENODEV : save_produce(migf);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static ssize_t save_read(struct file *filp, char __user *ubuf, size_t len,
 			 loff_t *pos)
 {
 	struct tern_mig_file *migf = filp->private_data;
-	ssize_t done = 0, n;
-	int ret = 0;
+	size_t done = 0;
+	int ret;
 
 	if (pos)
 		return -ESPIPE;
@@ -471,33 +502,20 @@ static ssize_t save_read(struct file *filp, char __user *ubuf, size_t len,
 	ret = mig_file_usable(migf);
 	if (ret)
 		goto out;
-	while (len) {
-		n = save_copy_out(migf, ubuf + done, len);
-		if (n < 0) {
-			ret = n;
-			break;
-		}
-		if (n) {
-			done += n;
-			len -= n;
-			continue;
-		}
-		/* A reset may have ended the file meanwhile. */
-		ret = READ_ONCE(migf->disabled) ? -ENODEV : save_produce(migf);
-		if (ret)
-			break;
-	}
+	ret = save_fill(migf, ubuf, len, &done);
 	migf->pos += done;
 	if (ret == TERN_EOF || (ret == -ENOMSG && done))
 		ret = 0;
-	if (ret && ret != -ENOMSG && ret != -EFAULT) {
-		dev_err(mig_dev(migf), "saving failed at stream byte %llu: %d\n",
-			migf->pos, ret);
+	if (ret == -ERESTARTSYS)
+		ret = -EINTR;
+	else if (ret && ret != -ENOMSG && ret != -EFAULT)
 		migf->error = ret;
-	}
+	if (migf->error)
+		dev_err_ratelimited(mig_dev(migf), "saving failed at stream byte %llu: %d\n",
+				    migf->pos, ret);
 out:
 	mutex_unlock(&migf->lock);
-	return done ? done : ret;
+	return done ? (ssize_t)done : ret;
 }
 
 static long save_precopy_info(struct tern_mig_file *migf,
@@ -880,7 +898,9 @@ static int resume_finish(struct tern_mig_file *migf)
 /* Device errors that leave the VF in an unknown state. */
 static bool tern_err_fatal(int err)
 {
-	return err == -ETIMEDOUT || err == -EIO || err == -ENODEV;
+	/* -EINTR: a killed waiter abandoned its command, outcome unknown. */
+	return err == -ETIMEDOUT || err == -EIO || err == -ENODEV ||
+	       err == -EINTR;
 }
 
 static struct file *tern_save_start(struct tern_vfio_dev *tvdev, bool precopy)
