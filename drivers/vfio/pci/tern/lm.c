@@ -15,6 +15,7 @@
 #include <linux/crc32c.h>
 #include <linux/file.h>
 #include <linux/highmem.h>
+#include <linux/poll.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -131,6 +132,7 @@ static void mig_file_disable(struct tern_mig_file *migf)
 	mutex_lock(&migf->lock);
 	WRITE_ONCE(migf->disabled, true);
 	mutex_unlock(&migf->lock);
+	wake_up_interruptible(&migf->poll_wait);
 }
 
 /* 0 if I/O on the file may go on; called with migf->lock held. */
@@ -165,6 +167,7 @@ mig_file_new(struct tern_vfio_dev *tvdev, const struct file_operations *fops,
 	if (!migf)
 		return ERR_PTR(-ENOMEM);
 	mutex_init(&migf->lock);
+	init_waitqueue_head(&migf->poll_wait);
 	migf->tvdev = tvdev;
 
 	ret = tern_buf_alloc(&migf->buf, nr_pages);
@@ -220,8 +223,10 @@ void tern_mig_release_files(struct tern_vfio_dev *tvdev)
  */
 static void tern_mig_kill_files(struct tern_vfio_dev *tvdev)
 {
-	if (tvdev->saving)
+	if (tvdev->saving) {
 		WRITE_ONCE(tvdev->saving->disabled, true);
+		wake_up_interruptible(&tvdev->saving->poll_wait);
+	}
 	if (tvdev->resuming)
 		WRITE_ONCE(tvdev->resuming->disabled, true);
 }
@@ -458,6 +463,13 @@ static ssize_t save_copy_out(struct tern_mig_file *migf, char __user *ubuf,
 	return done;
 }
 
+/* Bytes of the stream are buffered in the file. */
+static bool save_buffered(struct tern_mig_file *migf)
+{
+	return migf->queue_off < migf->queue_len ||
+	       migf->payload_off < migf->payload_len;
+}
+
 /*
  * Fill the user's buffer, one device command at a time.  A fatal signal
  * ends the loop between commands (-EINTR, the stream intact); an -EINTR
@@ -510,12 +522,36 @@ static ssize_t save_read(struct file *filp, char __user *ubuf, size_t len,
 		ret = -EINTR;
 	else if (ret && ret != -ENOMSG && ret != -EFAULT)
 		migf->error = ret;
-	if (migf->error)
+	if (migf->error) {
 		dev_err_ratelimited(mig_dev(migf), "saving failed at stream byte %llu: %d\n",
 				    migf->pos, ret);
+		wake_up_interruptible(&migf->poll_wait);
+	}
 out:
 	mutex_unlock(&migf->lock);
 	return done ? (ssize_t)done : ret;
+}
+
+/*
+ * Readable while stream bytes are buffered or an image is half read, and
+ * always once the VF is frozen (STOP_COPY: read() returns data or 0 at
+ * the end).  In PRE_COPY nothing tells the driver when the VF changes
+ * its state, so a waiter at the temporary end of data is woken only by
+ * an arc or the end of the file.
+ */
+static __poll_t save_poll(struct file *filp, struct poll_table_struct *wait)
+{
+	struct tern_mig_file *migf = filp->private_data;
+	__poll_t mask = 0;
+
+	poll_wait(filp, &migf->poll_wait, wait);
+	mutex_lock(&migf->lock);
+	if (mig_file_usable(migf))
+		mask = EPOLLERR;
+	else if (migf->final || migf->image_open || save_buffered(migf))
+		mask = EPOLLIN | EPOLLRDNORM;
+	mutex_unlock(&migf->lock);
+	return mask;
 }
 
 static long save_precopy_info(struct tern_mig_file *migf,
@@ -581,6 +617,7 @@ static long save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 static const struct file_operations tern_save_fops = {
 	.owner = THIS_MODULE,
 	.read = save_read,
+	.poll = save_poll,
 	.unlocked_ioctl = save_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.release = mig_file_release,
@@ -926,6 +963,8 @@ static int tern_precopy_stop(struct tern_vfio_dev *tvdev)
 	mutex_lock(&migf->lock);
 	migf->final = true;
 	mutex_unlock(&migf->lock);
+	/* Frozen: the rest of the stream can be read now. */
+	wake_up_interruptible(&migf->poll_wait);
 	return 0;
 }
 
@@ -1064,6 +1103,8 @@ static struct file *tern_set_state(struct vfio_device *vdev,
 			break;
 		}
 		tvdev->mig_state = next;
+		if (tvdev->saving)
+			wake_up_interruptible(&tvdev->saving->poll_wait);
 		if (WARN_ON(res && new != next)) {
 			fput(res);
 			res = ERR_PTR(-EINVAL);

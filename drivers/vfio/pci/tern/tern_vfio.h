@@ -8,6 +8,7 @@
 #include <linux/mutex.h>
 #include <linux/scatterlist.h>
 #include <linux/spinlock.h>
+#include <linux/wait.h>
 #include <linux/tern_pf.h>
 #include <linux/vfio_pci_core.h>
 #include <tern/tern_hw.h>
@@ -45,6 +46,7 @@ struct tern_mig_file {
 	u64 pos;		/* stream bytes read or written */
 	u32 seq;		/* next record's sequence number */
 	struct tern_buf buf;
+	wait_queue_head_t poll_wait;	/* woken on arcs, errors and the end */
 
 	/* saving */
 	bool precopy;		/* started in PRE_COPY or PRE_COPY_P2P */
