@@ -708,8 +708,8 @@ static int resume_check_rec(struct tern_mig_file *migf)
 			return -EINVAL;
 		}
 		if (!(type & TERN_REC_OPTIONAL)) {
-			dev_err(dev, "stream: unknown mandatory record type 0x%04x\n",
-				type);
+			dev_err_ratelimited(dev, "stream: unknown mandatory record type 0x%04x\n",
+					    type);
 			return -EPROTO;
 		}
 		return 0;	/* skipped */
@@ -1059,6 +1059,20 @@ static u64 tern_stream_pos(struct tern_vfio_dev *tvdev)
 	return pos;
 }
 
+/* An arc failed; a VF in an unknown state is in ERROR.  Returns @err. */
+static int tern_arc_failed(struct tern_vfio_dev *tvdev,
+			   enum vfio_device_mig_state cur,
+			   enum vfio_device_mig_state next, int err)
+{
+	if (tern_err_fatal(err)) {
+		tern_mig_release_files(tvdev);
+		tvdev->mig_state = VFIO_DEVICE_STATE_ERROR;
+	}
+	dev_err_ratelimited(&tvdev->core.pdev->dev, "migration arc %d -> %d failed: %d\n",
+			    cur, next, err);
+	return err;
+}
+
 static struct file *tern_set_state(struct vfio_device *vdev,
 				   enum vfio_device_mig_state new)
 {
@@ -1080,6 +1094,10 @@ static struct file *tern_set_state(struct vfio_device *vdev,
 	/* Only a reset leaves ERROR; vfio core WARNs if asked the way. */
 	if (tvdev->mig_state == VFIO_DEVICE_STATE_ERROR)
 		res = ERR_PTR(-EINVAL);
+	/* A PF event lost the VF's migration state: the next arc fails. */
+	else if (tvdev->pf_lost)
+		res = ERR_PTR(tern_arc_failed(tvdev, tvdev->mig_state, new,
+					      -ENODEV));
 	while (!res && tvdev->mig_state != new) {
 		enum vfio_device_mig_state cur = tvdev->mig_state;
 		u64 bytes = tern_stream_pos(tvdev);
@@ -1093,13 +1111,7 @@ static struct file *tern_set_state(struct vfio_device *vdev,
 		ret = PTR_ERR_OR_ZERO(res);
 		trace_tern_vfio_arc(tvdev->core.pdev, cur, next, ret, bytes);
 		if (ret) {
-			/* A VF in an unknown state is in ERROR. */
-			if (tern_err_fatal(ret)) {
-				tern_mig_release_files(tvdev);
-				tvdev->mig_state = VFIO_DEVICE_STATE_ERROR;
-			}
-			dev_err(&tvdev->core.pdev->dev, "migration arc %d -> %d failed: %d\n",
-				cur, next, ret);
+			tern_arc_failed(tvdev, cur, next, ret);
 			break;
 		}
 		tvdev->mig_state = next;
@@ -1141,7 +1153,8 @@ static int tern_get_data_size(struct vfio_device *vdev,
 	int ret;
 
 	tern_state_lock(tvdev);
-	ret = tern_vf_query_size(tvdev->vf, &full, &incr);
+	ret = tvdev->pf_lost ? -ENODEV :
+			       tern_vf_query_size(tvdev->vf, &full, &incr);
 	if (ret)
 		goto out;
 	migf = tvdev->saving;
@@ -1169,39 +1182,47 @@ const struct vfio_migration_ops tern_mig_ops = {
  * Resets and PF events (the deferred-reset pattern)
  */
 
-/*
- * Take state_mutex and apply a PF event that arrived meanwhile: the
- * device may only move to ERROR on its own.
- */
+/* Take state_mutex; drop the data files a reset or PF event ended. */
 void tern_state_lock(struct tern_vfio_dev *tvdev)
 {
-	bool event;
-
 	mutex_lock(&tvdev->state_mutex);
 	tern_mig_reap_files(tvdev);
-	spin_lock(&tvdev->reset_lock);
-	event = tvdev->pf_event;
-	tvdev->pf_event = false;
-	spin_unlock(&tvdev->reset_lock);
-	if (event && tvdev->mig_state != VFIO_DEVICE_STATE_ERROR) {
-		dev_err(&tvdev->core.pdev->dev, "the PF was reset or removed: migration state lost\n");
-		tern_mig_release_files(tvdev);
-		tvdev->tracking = false;
-		tvdev->mig_state = VFIO_DEVICE_STATE_ERROR;
-	}
 }
 
-/* Release state_mutex, first carrying out a reset that was deferred. */
+/*
+ * A PF event: the VF's suspension, open save or load and dirty tracking
+ * are gone.  vfio.h lets no device change state on its own, so mig_state
+ * stays until the user's next SET_STATE fails into ERROR; the data files
+ * end now and every other command fails until a reset or close.
+ */
+static void tern_pf_lost(struct tern_vfio_dev *tvdev)
+{
+	if (!tvdev->pf_lost)
+		dev_warn_ratelimited(&tvdev->core.pdev->dev, "the PF was reset or removed: migration state lost\n");
+	tern_mig_kill_files(tvdev);
+	tvdev->tracking = false;
+	tvdev->pf_lost = true;
+}
+
+/*
+ * Release state_mutex, first carrying out a PF event or a reset that
+ * arrived meanwhile (a PF event first: a reset that follows undoes it).
+ */
 void tern_state_unlock(struct tern_vfio_dev *tvdev)
 {
 again:
 	spin_lock(&tvdev->reset_lock);
-	if (tvdev->deferred_reset) {
-		tvdev->deferred_reset = false;
-		/* A reset also clears what a PF event left behind. */
+	if (tvdev->pf_event) {
 		tvdev->pf_event = false;
 		spin_unlock(&tvdev->reset_lock);
+		tern_pf_lost(tvdev);
+		goto again;
+	}
+	if (tvdev->deferred_reset) {
+		tvdev->deferred_reset = false;
+		spin_unlock(&tvdev->reset_lock);
 		tern_mig_kill_files(tvdev);
+		tvdev->pf_lost = false;
 		tvdev->tracking = false;
 		tvdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
 		goto again;

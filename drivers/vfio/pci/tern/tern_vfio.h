@@ -90,6 +90,7 @@ struct tern_vfio_dev {
 	struct tern_mig_file *resuming;
 	bool tracking;
 	unsigned int page_shift;	/* of dirty tracking */
+	bool pf_lost;			/* a PF event lost the VF's state */
 
 	/*
 	 * Set under reset_lock by a reset or a PF event and acted on by
