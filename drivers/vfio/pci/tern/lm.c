@@ -1223,7 +1223,10 @@ again:
 		spin_unlock(&tvdev->reset_lock);
 		tern_mig_kill_files(tvdev);
 		tvdev->pf_lost = false;
-		tvdev->tracking = false;
+		/*
+		 * Dirty tracking outlives a VF reset (the device keeps it
+		 * across an FLR): a guest's FLR must not end the VMM's log.
+		 */
 		tvdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
 		goto again;
 	}
