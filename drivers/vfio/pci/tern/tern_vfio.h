@@ -90,6 +90,14 @@ struct tern_vfio_dev {
 	struct tern_mig_file *resuming;
 	bool tracking;
 	unsigned int page_shift;	/* of dirty tracking */
+	/* The tracked ranges, to restart the tracker after an overflow. */
+	struct tern_vf_range ranges[TERN_DIRTY_MAX_RANGES];
+	unsigned int nr_ranges;
+	/*
+	 * Per range: the tracker lost pages from here to the range's end;
+	 * the next reports owe them as dirty.  The range's end: nothing.
+	 */
+	u64 owed[TERN_DIRTY_MAX_RANGES];
 	bool pf_lost;			/* a PF event lost the VF's state */
 
 	/*
