@@ -438,6 +438,23 @@ TEST_F(fault, pf_unbind_mid_migration)
 	self->dbg = NULL;
 }
 
+/*
+ * The PF's reset reset the VFs' config space too: as a VMM would, write
+ * the Command register again (memory space, bus master) through VFIO.
+ */
+static int restore_command(struct vfio_dev *d)
+{
+	uint16_t cmd;
+
+	if (vfio_cfg_read(d, 4, &cmd, 2))
+		return -EIO;
+	cmd &= ~0x6;
+	if (vfio_cfg_write(d, 4, &cmd, 2))
+		return -EIO;
+	cmd |= 0x6;
+	return vfio_cfg_write(d, 4, &cmd, 2);
+}
+
 /* The PF is reset in pre-copy; a VFIO reset of A brings it back. */
 TEST_F(fault, pf_reset_mid_migration)
 {
@@ -450,7 +467,10 @@ TEST_F(fault, pf_reset_mid_migration)
 	ASSERT_EQ(0, pci_sysfs_write(self->e.pf, "reset", "1"));
 	check_state_lost(_metadata, self, VFIO_DEVICE_STATE_PRE_COPY, fd);
 	/* B lost its state as well. */
+	ASSERT_EQ(0, vfio_reset(&self->e.dev[A]));
 	ASSERT_EQ(0, vfio_reset(&self->e.dev[B]));
+	ASSERT_EQ(0, restore_command(&self->e.dev[A]));
+	ASSERT_EQ(0, restore_command(&self->e.dev[B]));
 	check_recovers(_metadata, self);
 }
 
