@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <tern/tern_stream.h>
+
 #include "kselftest_harness.h"
 #include "lib/env_util.h"
 #include "lib/mig_util.h"
@@ -406,8 +408,8 @@ TEST_F(params, flags)
 	ASSERT_EQ(0, pci_sysfs_read(self->e.vf[0], "migration_compat", compat,
 				    sizeof(compat)));
 	snprintf(want, sizeof(want),
-		 "tern stream=1 vf=1af4:10f1 image=1 queues=4 devmem=%llu",
-		 (unsigned long long)self->e.devmem_size);
+		 "tern stream=%u vf=1af4:10f1 image=1 queues=4 devmem=%llu",
+		 TERN_STREAM_VERSION, (unsigned long long)self->e.devmem_size);
 	EXPECT_STREQ(want, compat);
 }
 
