@@ -502,8 +502,13 @@ TEST_F(fault, killed_reader_stops)
 	kill(pid, SIGKILL);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	EXPECT_TRUE(WIFSIGNALED(status));
+	/*
+	 * The child stopped after its first, delayed, SAVE: what follows
+	 * (at least the END record) is left, where a reader that went on
+	 * to the end would leave nothing.
+	 */
 	ASSERT_EQ(0, mig_read(fd, &self->s));
-	EXPECT_LT(self->e.devmem_size / 4, self->s.len);
+	EXPECT_LT(0, self->s.len);
 	close(fd);
 	check_recovers(_metadata, self);
 }
