@@ -384,7 +384,7 @@ static void setup(struct ctx *c, char *aq_timeout, size_t len)
 	if (!c->bitmap || file_read(AQ_TIMEOUT_PARAM, aq_timeout, len) ||
 	    file_write(AQ_TIMEOUT_PARAM, AQ_TIMEOUT) ||
 	    work_init(&c->w, &c->e.c, c->e.regs[A], 0, NR_DESC))
-		ksft_exit_fail_msg("setup failed\n");
+		ksft_exit_fail_msg("cannot prepare the VFs and the admin timeout\n");
 }
 
 int main(void)

@@ -120,6 +120,23 @@ static bool all_zero(const void *p, size_t len)
 }
 
 /*
+ * The END record of a valid stream with the images of good's: its
+ * nr_records counts the records actually sent, which optional records
+ * dropped or repeated change.
+ */
+static bool same_end(const struct tern_stream_rec *r,
+		     const struct tern_stream_rec *good, uint32_t nr_records)
+{
+	const struct tern_stream_end *e = (const void *)(r + 1);
+	const struct tern_stream_end *ge = (const void *)(good + 1);
+
+	return le32toh(r->length) == TERN_STREAM_END_SIZE &&
+	       le32toh(e->nr_records) == nr_records &&
+	       e->nr_images == ge->nr_images &&
+	       e->image_bytes == ge->image_bytes;
+}
+
+/*
  * The reference reader: is s a valid stream (migration-stream.rst,
  * reserved fields zero) whose mandatory records are those of good, in
  * order?  Such a mutation is a no-op for the destination.
@@ -163,16 +180,12 @@ static bool same_valid_stream(const uint8_t *s, size_t len,
 			gr = (const void *)(good + gl->off[g++]);
 			/* seq and crc may differ with optional records. */
 			if (r->type != gr->type || r->flags != gr->flags ||
-			    r->length != gr->length || r->offset != gr->offset ||
-			    memcmp(r + 1, gr + 1, le32toh(r->length)))
+			    r->length != gr->length || r->offset != gr->offset)
 				return false;
-			if (type == TERN_REC_END) {
-				const struct tern_stream_end *e = (void *)(r + 1);
-
-				/* nr_records counts the records actually sent. */
-				return off + n == len &&
-				       le32toh(e->nr_records) == seq - 1;
-			}
+			if (type == TERN_REC_END)
+				return off + n == len && same_end(r, gr, seq - 1);
+			if (memcmp(r + 1, gr + 1, le32toh(r->length)))
+				return false;
 		}
 		off += n;
 	}
@@ -239,7 +252,11 @@ static const char * const kind_name[NR_KINDS] = {
 	"truncation", "record dropped", "record repeated",
 };
 
-/* The fields a mutation may pick: offset and size within the struct. */
+/*
+ * The fields a mutation may pick: offset and size within the struct.
+ * A device image's flags and reserved words are ignored on load
+ * (device.rst, "State image"): changing them is no corruption.
+ */
 struct field {
 	unsigned int off, size;
 };
@@ -276,7 +293,7 @@ static const struct field image_fields[] = {
 	F(struct tern_image_hdr, type), F(struct tern_image_hdr, hdr_size),
 	F(struct tern_image_hdr, total_size),
 	F(struct tern_image_hdr, session), F(struct tern_image_hdr, seq),
-	F(struct tern_image_hdr, flags), F(struct tern_image_hdr, devmem_size),
+	F(struct tern_image_hdr, devmem_size),
 	F(struct tern_image_hdr, nr_queues),
 	F(struct tern_image_hdr, page_shift),
 	F(struct tern_image_hdr, nr_pages),
@@ -284,7 +301,6 @@ static const struct field image_fields[] = {
 	F(struct tern_image_hdr, regs_size),
 	F(struct tern_image_hdr, index_offset),
 	F(struct tern_image_hdr, data_offset),
-	{ offsetof(struct tern_image_hdr, rsvd), 8 },
 };
 
 static const struct field *pick(const struct field *f, size_t nr)
