@@ -3,8 +3,8 @@
  * Mutated migration streams on a destination VF (reliability.rst, R1).
  *
  * A valid stream is saved from VF A by pre-copy (a FULL image and two
- * increments), then mutated copies of it are fed to VF B through the
- * VFIO migration uAPI.  Structure-aware mutations change one field of
+ * increments), then mutated copies of it are fed to three destination
+ * VFs, a thread each, through the VFIO migration uAPI.  Structure-aware mutations change one field of
  * the stream header, of a record header, of the END totals or of a
  * device image header, or bytes of an image payload, and recompute the
  * CRCs so that the checks behind them are reached; raw mutations flip
@@ -16,12 +16,14 @@
  * optional record only, say, changes nothing the destination uses, and
  * such no-ops are counted apart, not as corruptions.
  *
- * Afterwards B must still load the good stream with A's device memory.
+ * Afterwards each destination must still load the good stream with A's
+ * device memory.
  * Usage: tern_fuzz_test [-n STREAMS] [-s SEED]; the seed is printed and
  * a run is reproducible from it.
  */
 #include <endian.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +38,8 @@
 #include "lib/mig_util.h"
 
 #define A		0
-#define B		1
+/* A and three destinations, ENV_MAX_VFS of the shared library. */
+#define NR_VFS		ENV_MAX_VFS
 #define PIECE		(256u << 10)
 #define MAX_RECS	64
 /* How often the good stream is loaded and checked during the run. */
@@ -193,7 +196,7 @@ static bool same_valid_stream(const uint8_t *s, size_t len,
 }
 
 /* A small reproducible PRNG (xorshift64*), independent of libc. */
-static uint64_t rng_state;
+static __thread uint64_t rng_state;
 
 static uint64_t rnd(void)
 {
@@ -474,18 +477,41 @@ struct stats {
 	unsigned long errnos[256];
 };
 
+/* What every destination shares: the good stream and A's memory. */
+struct ref {
+	struct tern_env e;
+	struct mig_buf good;
+	struct layout gl;
+	uint8_t *devmem;
+};
+
 /*
- * Feed s to B, which is in STOP; B is in STOP again afterwards.
+ * A thread feeding one destination VF: an FLR after each refused
+ * stream sleeps 100 ms, so destinations in parallel go faster.  Each
+ * draws from its own PRNG, seeded from the run's seed and its VF.
+ */
+struct worker {
+	struct ref *ref;
+	int vf;
+	uint64_t seed;
+	unsigned long n;
+	struct fuzz f;
+	struct stats st;
+	pthread_t t;
+};
+
+/*
+ * Feed s to VF vf, which is in STOP and is in STOP again afterwards.
  * Returns 0 if the stream was accepted, else the errno that refused it.
  */
-static int feed(struct tern_env *e, const uint8_t *s, size_t len)
+static int feed(struct tern_env *e, int vf, const uint8_t *s, size_t len)
 {
-	struct vfio_dev *b = &e->dev[B];
+	struct vfio_dev *b = &e->dev[vf];
 	int fd, ret;
 
 	ret = mig_set_state(b, VFIO_DEVICE_STATE_RESUMING, &fd);
 	if (ret)
-		ksft_exit_fail_msg("B does not enter RESUMING: %s\n",
+		ksft_exit_fail_msg("VF %d does not enter RESUMING: %s\n", vf,
 				   strerror(-ret));
 	/* A failed write() kills the stream: stop at the first. */
 	mig_write(fd, s, len, PIECE);
@@ -493,21 +519,21 @@ static int feed(struct tern_env *e, const uint8_t *s, size_t len)
 	ret = mig_set_state(b, VFIO_DEVICE_STATE_STOP, NULL);
 	if (ret && (vfio_reset(b) ||
 		    mig_set_state(b, VFIO_DEVICE_STATE_STOP, NULL)))
-		ksft_exit_fail_msg("B does not come back to STOP: %s\n",
-				   strerror(errno));
+		ksft_exit_fail_msg("VF %d does not come back to STOP: %s\n",
+				   vf, strerror(errno));
 	return -ret;
 }
 
-/* Does B take the good stream and hold A's device memory? */
-static bool good_loads(struct tern_env *e, const struct mig_buf *good,
-		       const uint8_t *devmem)
+/* Does VF vf take the good stream and hold A's device memory? */
+static bool good_loads(struct ref *r, int vf)
 {
 	size_t i;
 
-	if (feed(e, good->data, good->len))
+	if (feed(&r->e, vf, r->good.data, r->good.len))
 		return false;
-	for (i = 0; i < e->devmem_size; i += 4)
-		if (mmio_read32(e->mem[B], i) != *(uint32_t *)(devmem + i))
+	for (i = 0; i < r->e.devmem_size; i += 4)
+		if (mmio_read32(r->e.mem[vf], i) !=
+		    *(uint32_t *)(r->devmem + i))
 			return false;
 	return true;
 }
@@ -549,35 +575,56 @@ static int save_good(struct tern_env *e, struct mig_buf *s, uint8_t *devmem)
 	return ret;
 }
 
-static void report(const struct stats *st, unsigned long n, uint64_t seed)
+static void report(const struct worker *w, unsigned int nr, uint64_t seed)
 {
-	unsigned long acc = 0, noop = 0;
-	unsigned int k, i;
+	unsigned long tried = 0, acc = 0, noop = 0, v;
+	unsigned int k, i, j;
 
 	for (k = 0; k < NR_KINDS; k++) {
+		unsigned long t = 0, a = 0, o = 0;
+
+		for (j = 0; j < nr; j++) {
+			t += w[j].st.tried[k];
+			a += w[j].st.accepted[k];
+			o += w[j].st.noop[k];
+		}
 		ksft_print_msg("%-20s %7lu mutated, %5lu no-op, %lu accepted\n",
-			       kind_name[k], st->tried[k], st->noop[k],
-			       st->accepted[k]);
-		acc += st->accepted[k];
-		noop += st->noop[k];
+			       kind_name[k], t, o, a);
+		tried += t;
+		acc += a;
+		noop += o;
 	}
-	for (i = 1; i < ARRAY_SIZE(st->errnos); i++)
-		if (st->errnos[i])
-			ksft_print_msg("refused with %s: %lu\n", strerror(i),
-				       st->errnos[i]);
+	for (i = 1; i < ARRAY_SIZE(w->st.errnos); i++) {
+		for (v = 0, j = 0; j < nr; j++)
+			v += w[j].st.errnos[i];
+		if (v)
+			ksft_print_msg("refused with %s: %lu\n", strerror(i), v);
+	}
 	/* The figure scripts/soak reads. */
 	ksft_print_msg("R1: %lu of %lu corrupted streams accepted (%lu no-op mutations not counted), seed %llu\n",
-		       acc, n - noop, noop, (unsigned long long)seed);
+		       acc, tried - noop, noop, (unsigned long long)seed);
 }
 
-static void fuzz(struct tern_env *e, struct fuzz *f, struct stats *st,
-		 unsigned long n, const struct mig_buf *good,
-		 const uint8_t *devmem)
+/* The first byte where s differs from good, to name an accepted stream. */
+static size_t first_diff(const struct fuzz *f)
 {
+	size_t i;
+
+	for (i = 0; i < f->len && i < f->good_len; i++)
+		if (f->s[i] != f->good[i])
+			return i;
+	return i;
+}
+
+static void *fuzz(void *arg)
+{
+	struct worker *w = arg;
+	struct fuzz *f = &w->f;
 	unsigned long done = 0;
 	uint64_t t0 = now_ms();
 
-	while (done < n) {
+	rng_state = w->seed;
+	while (done < w->n) {
 		enum kind k = rnd_below(NR_KINDS);
 		int err;
 
@@ -586,40 +633,73 @@ static void fuzz(struct tern_env *e, struct fuzz *f, struct stats *st,
 		mutate(f, k);
 		if (f->len == f->good_len && !memcmp(f->s, f->good, f->len))
 			continue;	/* no change at all: draw again */
-		st->tried[k]++;
+		w->st.tried[k]++;
 		done++;
-		err = feed(e, f->s, f->len);
+		err = feed(&w->ref->e, w->vf, f->s, f->len);
 		if (same_valid_stream(f->s, f->len, f->good, &f->gl)) {
-			st->noop[k]++;
+			w->st.noop[k]++;
 		} else if (!err) {
-			st->accepted[k]++;
-			ksft_print_msg("accepted corrupted stream #%lu (%s)\n",
-				       done, kind_name[k]);
+			w->st.accepted[k]++;
+			ksft_print_msg("VF %d accepted corrupted stream #%lu (%s, first change at byte %zu of %zu)\n",
+				       w->vf, done, kind_name[k], first_diff(f),
+				       f->len);
 		} else {
-			st->errnos[err < 256 ? err : 0]++;
+			w->st.errnos[err < 256 ? err : 0]++;
 		}
 		if (done % CHECK_EVERY == 0) {
-			if (!good_loads(e, good, devmem))
-				ksft_exit_fail_msg("good stream fails after %lu\n",
-						   done);
-			ksft_print_msg("%lu streams, %llu s\n", done,
+			if (!good_loads(w->ref, w->vf))
+				ksft_exit_fail_msg("VF %d: the good stream fails after %lu\n",
+						   w->vf, done);
+			ksft_print_msg("VF %d: %lu streams, %llu s\n", w->vf,
+				       done,
 				       (unsigned long long)(now_ms() - t0) / 1000);
 		}
 	}
+	return NULL;
+}
+
+static void setup(struct ref *r)
+{
+	int ret = env_setup(&r->e, NR_VFS, false), i;
+
+	if (ret == -ENODEV)
+		ksft_exit_skip("no tern PF\n");
+	if (ret)
+		ksft_exit_fail_msg("env_setup: %s\n", strerror(-ret));
+	r->devmem = malloc(r->e.devmem_size);
+	if (!r->devmem || save_good(&r->e, &r->good, r->devmem))
+		ksft_exit_fail_msg("saving A's stream failed\n");
+	parse(r->good.data, r->good.len, &r->gl);
+	ksft_print_msg("good stream: %zu bytes, %u records\n", r->good.len,
+		       r->gl.nr);
+	for (i = 1; i < NR_VFS; i++)
+		if (mig_set_state(&r->e.dev[i], VFIO_DEVICE_STATE_STOP, NULL) ||
+		    !good_loads(r, i))
+			ksft_exit_fail_msg("VF %d does not load the good stream\n",
+					   i);
+}
+
+/* After the fuzzing: every destination loads the good stream and runs. */
+static bool all_good(struct ref *r)
+{
+	bool ok = true;
+	int i;
+
+	for (i = 1; i < NR_VFS; i++)
+		ok &= good_loads(r, i) &&
+		      !mig_set_state(&r->e.dev[i], VFIO_DEVICE_STATE_RUNNING,
+				     NULL);
+	return ok;
 }
 
 int main(int argc, char **argv)
 {
-	unsigned long n = 1000;
 	uint64_t seed = (uint64_t)time(NULL) ^ getpid();
-	struct stats st = {};
-	struct mig_buf good = {};
-	struct tern_env e;
-	struct fuzz f = {};
-	unsigned long acc = 0;
-	uint8_t *devmem;
-	unsigned int k;
-	int opt, ret;
+	struct worker w[NR_VFS - 1] = {};
+	unsigned long n = 1000, acc = 0;
+	unsigned int i, k;
+	struct ref r;
+	int opt;
 
 	while ((opt = getopt(argc, argv, "n:s:")) != -1) {
 		if (opt == 'n')
@@ -634,39 +714,34 @@ int main(int argc, char **argv)
 	ksft_set_plan(2);
 	ksft_print_msg("seed %llu (-s %llu reproduces this run)\n",
 		       (unsigned long long)seed, (unsigned long long)seed);
-	rng_state = seed ?: 1;
-	ret = env_setup(&e, 2, false);
-	if (ret == -ENODEV)
-		ksft_exit_skip("no tern PF\n");
-	if (ret)
-		ksft_exit_fail_msg("env_setup: %s\n", strerror(-ret));
-	devmem = malloc(e.devmem_size);
-	if (!devmem || save_good(&e, &good, devmem) ||
-	    mig_set_state(&e.dev[B], VFIO_DEVICE_STATE_STOP, NULL))
-		ksft_exit_fail_msg("saving A's stream failed\n");
-	f.good = good.data;
-	f.good_len = good.len;
-	parse(good.data, good.len, &f.gl);
-	ksft_print_msg("good stream: %zu bytes, %u records\n", good.len,
-		       f.gl.nr);
-	f.cap = 2 * good.len;
-	f.s = malloc(f.cap);
-	if (!f.s || !good_loads(&e, &good, devmem))
-		ksft_exit_fail_msg("the good stream does not load\n");
-
-	fuzz(&e, &f, &st, n, &good, devmem);
-	report(&st, n, seed);
-	for (k = 0; k < NR_KINDS; k++)
-		acc += st.accepted[k];
+	setup(&r);
+	for (i = 0; i < ARRAY_SIZE(w); i++) {
+		w[i].ref = &r;
+		w[i].vf = i + 1;
+		w[i].seed = (seed ^ (0x9e3779b97f4a7c15ull * (i + 1))) ?: 1;
+		w[i].n = n / ARRAY_SIZE(w) + (i < n % ARRAY_SIZE(w));
+		w[i].f.good = r.good.data;
+		w[i].f.good_len = r.good.len;
+		w[i].f.gl = r.gl;
+		w[i].f.cap = 2 * r.good.len;
+		w[i].f.s = malloc(w[i].f.cap);
+		if (!w[i].f.s ||
+		    pthread_create(&w[i].t, NULL, fuzz, &w[i]))
+			ksft_exit_fail_msg("cannot start the workers\n");
+	}
+	for (i = 0; i < ARRAY_SIZE(w); i++) {
+		pthread_join(w[i].t, NULL);
+		for (k = 0; k < NR_KINDS; k++)
+			acc += w[i].st.accepted[k];
+		free(w[i].f.s);
+	}
+	report(w, ARRAY_SIZE(w), seed);
 	ksft_test_result(!acc, "%lu corrupted streams of %lu accepted\n", acc,
 			 n);
-	ksft_test_result(good_loads(&e, &good, devmem) &&
-			 !mig_set_state(&e.dev[B], VFIO_DEVICE_STATE_RUNNING,
-					NULL),
-			 "B migrates A's state after the fuzzing\n");
-	free(f.s);
-	free(devmem);
-	mig_buf_free(&good);
-	env_teardown(&e);
+	ksft_test_result(all_good(&r),
+			 "every destination migrates A's state after the fuzzing\n");
+	free(r.devmem);
+	mig_buf_free(&r.good);
+	env_teardown(&r.e);
 	ksft_finished();
 }
