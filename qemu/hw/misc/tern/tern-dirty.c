@@ -5,72 +5,88 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
- * Dirty pages are kept in a sparse set (a balanced tree of page numbers),
- * so tracking a huge IOVA range costs memory only for the pages written,
- * and a report costs host memory only for the runs of dirty pages.
+ * Dirty pages are kept as maximal runs of page numbers in an interval
+ * tree: tracking a huge IOVA range costs memory only for the runs
+ * written, a report finds the first run of its range in O(log n) and
+ * costs O(log n) per run it returns, wherever the range starts.
  */
 
 #include "qemu/osdep.h"
 #include "system/dma.h"
 #include "tern.h"
 
-static gint tern_u64_cmp(gconstpointer a, gconstpointer b, gpointer opaque)
-{
-    uint64_t x = *(const uint64_t *)a;
-    uint64_t y = *(const uint64_t *)b;
-
-    return x < y ? -1 : x > y;
-}
-
 void tern_dirty_reset(TernVfState *vf)
 {
     TernDirty *t = &vf->dirty;
+    IntervalTreeNode *n;
 
-    if (t->pages) {
-        g_tree_destroy(t->pages);
+    while ((n = interval_tree_iter_first(&t->runs, 0, UINT64_MAX))) {
+        interval_tree_remove(n, &t->runs);
+        g_free(n);
     }
     memset(t, 0, sizeof(*t));
 }
 
-static bool tern_dirty_tracked(TernDirty *t, uint64_t page)
+static void tern_dirty_insert(TernDirty *t, uint64_t start, uint64_t last)
 {
-    uint64_t addr = page << t->page_shift;
-    uint32_t i;
+    IntervalTreeNode *n = g_new0(IntervalTreeNode, 1);
 
-    for (i = 0; i < t->nr_ranges; i++) {
-        if (addr >= t->ranges[i].start && addr <= t->ranges[i].last) {
-            return true;
+    n->start = start;
+    n->last = last;
+    interval_tree_insert(n, &t->runs);
+}
+
+/*
+ * Mark pages [first, last] dirty.  The runs they overlap or touch are
+ * merged with them, so that runs stay disjoint and never adjacent: one
+ * run of the tree is one run of a report.
+ */
+static void tern_dirty_add(TernDirty *t, uint64_t first, uint64_t last,
+                           uint64_t limit)
+{
+    uint64_t start = first, end = last, added = last - first + 1;
+    IntervalTreeNode *n;
+
+    /* Page numbers are at most UINT64_MAX >> 12: end + 1 cannot wrap. */
+    while ((n = interval_tree_iter_first(&t->runs, start ? start - 1 : 0,
+                                         end + 1))) {
+        uint64_t lo = MAX(n->start, first), hi = MIN(n->last, last);
+
+        if (lo <= hi) {
+            added -= hi - lo + 1;
         }
+        start = MIN(start, n->start);
+        end = MAX(end, n->last);
+        interval_tree_remove(n, &t->runs);
+        g_free(n);
     }
-    return false;
+    if (t->nr_pages + added > limit) {
+        /* Pages are lost: every report fails until tracking restarts. */
+        t->overflow = true;
+        return;
+    }
+    tern_dirty_insert(t, start, end);
+    t->nr_pages += added;
 }
 
 void tern_dirty_record(TernVfState *vf, uint64_t addr, uint64_t len)
 {
     TernDirty *t = &vf->dirty;
-    uint64_t first, last, page;
+    uint64_t last, limit;
+    uint32_t i;
 
     if (!t->active || t->overflow || len == 0) {
         return;
     }
-    first = addr >> t->page_shift;
-    last = (addr + len - 1 < addr ? UINT64_MAX : addr + len - 1) >>
-           t->page_shift;
-    for (page = first; page <= last; page++) {
-        if (tern_dirty_tracked(t, page) && !g_tree_lookup(t->pages, &page)) {
-            uint64_t *key;
+    last = addr + len - 1 < addr ? UINT64_MAX : addr + len - 1;
+    limit = tern_pf_dirty_limit(tern_vf_pf(vf));
+    for (i = 0; i < t->nr_ranges && !t->overflow; i++) {
+        uint64_t lo = MAX(addr, t->ranges[i].start);
+        uint64_t hi = MIN(last, t->ranges[i].last);
 
-            if (t->nr_pages >= TERN_DIRTY_MAX_PAGES) {
-                t->overflow = true;
-                return;
-            }
-            key = g_new(uint64_t, 1);
-            *key = page;
-            g_tree_insert(t->pages, key, key);
-            t->nr_pages++;
-        }
-        if (page == UINT64_MAX) {
-            break;
+        if (lo <= hi) {
+            tern_dirty_add(t, lo >> t->page_shift, hi >> t->page_shift,
+                           limit);
         }
     }
 }
@@ -122,50 +138,32 @@ uint16_t tern_dirty_start(TernPfState *pf, TernVfState *vf,
     }
     t->nr_ranges = nr;
     t->page_shift = shift;
-    t->pages = g_tree_new_full(tern_u64_cmp, NULL, g_free, NULL);
     t->nr_pages = 0;
     t->overflow = false;
     t->active = true;
     return TERN_STS_SUCCESS;
 }
 
-typedef struct TernReport {
-    uint64_t first;         /* pages [first, last] are asked for */
-    uint64_t last;
-    uint32_t max_runs;
-    GArray *runs;           /* struct tern_range, in pages */
-    GArray *pages;          /* page numbers reported */
-    bool more;
-} TernReport;
-
-static gboolean tern_report_page(gpointer key, gpointer value, gpointer opaque)
+/* Report and clear what was reported: runs[i] is run nodes[i] clipped. */
+static void tern_dirty_clear(TernDirty *t, GPtrArray *nodes, uint64_t first,
+                             uint64_t last)
 {
-    TernReport *rep = opaque;
-    uint64_t page = *(uint64_t *)key;
-    struct tern_range *run;
+    guint i;
 
-    if (page < rep->first) {
-        return FALSE;
-    }
-    if (page > rep->last) {
-        return TRUE;
-    }
-    run = rep->runs->len ?
-          &g_array_index(rep->runs, struct tern_range, rep->runs->len - 1) :
-          NULL;
-    if (run && run->iova + run->len == page) {
-        run->len++;
-    } else {
-        struct tern_range new_run = { .iova = page, .len = 1 };
+    for (i = 0; i < nodes->len; i++) {
+        IntervalTreeNode *n = g_ptr_array_index(nodes, i);
 
-        if (rep->runs->len == rep->max_runs) {
-            rep->more = true;
-            return TRUE;
+        interval_tree_remove(n, &t->runs);
+        t->nr_pages -= MIN(n->last, last) - MAX(n->start, first) + 1;
+        /* Only the first and last run can stick out of the range. */
+        if (n->start < first) {
+            tern_dirty_insert(t, n->start, first - 1);
         }
-        g_array_append_val(rep->runs, new_run);
+        if (n->last > last) {
+            tern_dirty_insert(t, last + 1, n->last);
+        }
+        g_free(n);
     }
-    g_array_append_val(rep->pages, page);
-    return FALSE;
 }
 
 uint16_t tern_dirty_report(TernPfState *pf, TernVfState *vf,
@@ -177,10 +175,9 @@ uint16_t tern_dirty_report(TernPfState *pf, TernVfState *vf,
     uint64_t buf = le64_to_cpu(cmd->dirty_report.buf_addr);
     uint32_t entries = le32_to_cpu(cmd->dirty_report.buf_entries);
     g_autoptr(GArray) runs = NULL;
-    g_autoptr(GArray) pages = NULL;
-    TernReport rep;
-    uint64_t mask;
-    guint i;
+    g_autoptr(GPtrArray) nodes = NULL;
+    IntervalTreeNode *n;
+    uint64_t mask, first, last, pages = 0;
 
     if (!t->active) {
         return TERN_STS_INVALID_STATE;
@@ -194,36 +191,32 @@ uint16_t tern_dirty_report(TernPfState *pf, TernVfState *vf,
         return TERN_STS_DIRTY_OVERFLOW;
     }
 
+    first = iova >> t->page_shift;
+    last = (iova + len - 1) >> t->page_shift;
     runs = g_array_new(FALSE, FALSE, sizeof(struct tern_range));
-    pages = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-    rep = (TernReport) {
-        .first = iova >> t->page_shift,
-        .last = (iova + len - 1) >> t->page_shift,
-        .max_runs = entries,
-        .runs = runs,
-        .pages = pages,
-    };
-    g_tree_foreach(t->pages, tern_report_page, &rep);
+    nodes = g_ptr_array_new();
+    for (n = interval_tree_iter_first(&t->runs, first, last);
+         n && runs->len < entries;
+         n = interval_tree_iter_next(n, first, last)) {
+        uint64_t lo = MAX(n->start, first), hi = MIN(n->last, last);
+        struct tern_range run = {
+            .iova = cpu_to_le64(lo << t->page_shift),
+            .len = cpu_to_le64((hi - lo + 1) << t->page_shift),
+        };
 
-    for (i = 0; i < runs->len; i++) {
-        struct tern_range *run = &g_array_index(runs, struct tern_range, i);
-
-        run->iova = cpu_to_le64(run->iova << t->page_shift);
-        run->len = cpu_to_le64(run->len << t->page_shift);
+        g_array_append_val(runs, run);
+        g_ptr_array_add(nodes, n);
+        pages += hi - lo + 1;
     }
     if (runs->len &&
         pci_dma_write(PCI_DEVICE(pf), buf, runs->data,
                       runs->len * sizeof(struct tern_range)) != MEMTX_OK) {
         return TERN_STS_DMA_ERROR;
     }
-    /* Clear exactly what was reported. */
-    for (i = 0; i < pages->len; i++) {
-        g_tree_remove(t->pages, &g_array_index(pages, uint64_t, i));
-    }
-    t->nr_pages -= pages->len;
+    tern_dirty_clear(t, nodes, first, last);
     c->result0 = runs->len;
-    c->result1 = pages->len;
-    c->result2 = rep.more ? TERN_REPORT_MORE : 0;
+    c->result1 = pages;
+    c->result2 = n ? TERN_REPORT_MORE : 0;
     return TERN_STS_SUCCESS;
 }
 

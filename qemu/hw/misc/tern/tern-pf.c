@@ -75,14 +75,16 @@ static bool tern_dbg_fire(TernPfState *pf, uint32_t *reg)
     return true;
 }
 
+static bool tern_dbg_vf_match(uint32_t reg, uint16_t vf_num)
+{
+    uint16_t want = reg & TERN_DBG_VF_MASK;
+
+    return want == TERN_VF_NONE || want == vf_num;
+}
+
 static bool tern_dbg_fire_vf(TernPfState *pf, uint32_t *reg, uint16_t vf_num)
 {
-    uint16_t want = *reg & TERN_DBG_VF_MASK;
-
-    if (want != TERN_VF_NONE && want != vf_num) {
-        return false;
-    }
-    return tern_dbg_fire(pf, reg);
+    return tern_dbg_vf_match(*reg, vf_num) && tern_dbg_fire(pf, reg);
 }
 
 bool tern_pf_fire_dma_fault(TernPfState *pf, uint16_t vf_num)
@@ -93,6 +95,20 @@ bool tern_pf_fire_dma_fault(TernPfState *pf, uint16_t vf_num)
 bool tern_pf_fire_save_fault(TernPfState *pf, uint16_t vf_num)
 {
     return tern_dbg_fire_vf(pf, &pf->dbg_corrupt_save, vf_num);
+}
+
+bool tern_pf_fire_resize_fault(TernPfState *pf, uint16_t vf_num)
+{
+    return tern_dbg_fire_vf(pf, &pf->dbg_save_resize, vf_num);
+}
+
+/* Most dirty pages a tracker holds before it overflows. */
+uint32_t tern_pf_dirty_limit(TernPfState *pf)
+{
+    if (pf->dbg_dirty_limit) {
+        return MIN(pf->dbg_dirty_limit, TERN_DIRTY_MAX_PAGES);
+    }
+    return TERN_DIRTY_MAX_PAGES;
 }
 
 /* Admin commands */
@@ -181,14 +197,64 @@ static uint16_t tern_cmd_query(TernVfState *vf, TernCmd *c)
     return TERN_STS_SUCCESS;
 }
 
+/* Insert a fetched command in deadline order, after equal deadlines. */
+static void tern_aq_queue(TernPfState *pf, TernCmd *c)
+{
+    TernCmd *pos;
+
+    QTAILQ_FOREACH(pos, &pf->pending, next) {
+        if (pos->deadline > c->deadline) {
+            QTAILQ_INSERT_BEFORE(pos, c, next);
+            return;
+        }
+    }
+    QTAILQ_INSERT_TAIL(&pf->pending, c, next);
+}
+
+/*
+ * End the command of cmd->vf tagged abort.tag, if the device still holds
+ * it: it completes with ABORTED now, before the ABORT itself (whose
+ * deadline is later), and a command that has not executed yet (stuck,
+ * or with late DMA) never will.  The VF number is not checked against
+ * NumVFs: it only names the command as it was submitted.
+ */
+static uint16_t tern_cmd_abort(TernPfState *pf, const struct tern_aq_cmd *cmd,
+                               TernCmd *c)
+{
+    uint16_t tag = le16_to_cpu(cmd->abort.tag);
+    TernCmd *t;
+
+    if (cmd->flags) {
+        return TERN_STS_INVALID_FIELD;
+    }
+    QTAILQ_FOREACH(t, &pf->pending, next) {
+        if (t->tag == tag && t->cmd.vf == cmd->vf) {
+            break;
+        }
+    }
+    if (t) {
+        QTAILQ_REMOVE(&pf->pending, t, next);
+        t->late = false;
+        t->status = TERN_STS_ABORTED;
+        t->result0 = t->result1 = t->result2 = 0;
+        t->deadline = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
+        tern_aq_queue(pf, t);
+        c->result0 = 1;
+    }
+    return TERN_STS_SUCCESS;
+}
+
 static uint16_t tern_cmd_exec(TernPfState *pf, const struct tern_aq_cmd *cmd,
                               TernCmd *c)
 {
     uint16_t vf_num = le16_to_cpu(cmd->vf);
     TernVfState *vf;
 
-    if (cmd->opcode < TERN_OP_IDENTIFY || cmd->opcode > TERN_OP_DIRTY_STOP) {
+    if (cmd->opcode < TERN_OP_IDENTIFY || cmd->opcode > TERN_OP_ABORT) {
         return TERN_STS_INVALID_OPCODE;
+    }
+    if (cmd->opcode == TERN_OP_ABORT) {
+        return tern_cmd_abort(pf, cmd, c);
     }
     vf = tern_pf_get_vf(pf, vf_num);
     if (cmd->opcode == TERN_OP_IDENTIFY) {
@@ -240,6 +306,7 @@ static void tern_aq_clear(TernPfState *pf)
         g_free(c);
     }
     pf->inflight = 0;
+    pf->aq_gen++;
     timer_del(pf->aq_timer);
     qemu_bh_cancel(pf->aq_bh);
 }
@@ -283,6 +350,40 @@ static bool tern_aq_ready(TernPfState *pf)
     return pf->status & TERN_PF_STS_READY;
 }
 
+/*
+ * Execute a command now, on behalf of the queue it was fetched from.
+ * Taking an image may drop the BQL (tern_vf_sync_dirty()), and a vCPU
+ * may disable or reset the queue meanwhile: then the command is freed
+ * and false returned.  The command must not be on the pending list.
+ */
+static bool tern_aq_exec_now(TernPfState *pf, TernCmd *c)
+{
+    uint32_t gen = pf->aq_gen;
+
+    c->status = tern_cmd_exec(pf, &c->cmd, c);
+    if (gen != pf->aq_gen) {
+        g_free(c);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * A command with late DMA (TERN_DBG_DELAY_LATE_DMA) executes, data
+ * transfer included, only now that its completion is due: into or from
+ * whatever the buffers it named hold by now.
+ */
+static bool tern_aq_exec_late(TernPfState *pf, TernCmd *c)
+{
+    QTAILQ_REMOVE(&pf->pending, c, next);
+    c->late = false;
+    if (!tern_aq_exec_now(pf, c)) {
+        return false;
+    }
+    QTAILQ_INSERT_HEAD(&pf->pending, c, next);
+    return true;
+}
+
 /* Post the completions whose deadline has passed, in deadline order. */
 static void tern_aq_post(TernPfState *pf)
 {
@@ -298,6 +399,9 @@ static void tern_aq_post(TernPfState *pf)
 
         if ((pf->cpl_tail + 1) % pf->cpl_size == pf->cpl_head) {
             break;          /* ring full: wait for the CPL_HEAD doorbell */
+        }
+        if (c->late && !tern_aq_exec_late(pf, c)) {
+            return;
         }
         cpl.result0 = cpu_to_le64(c->result0);
         cpl.result1 = cpu_to_le64(c->result1);
@@ -326,22 +430,44 @@ static void tern_aq_post(TernPfState *pf)
         msix_notify(dev, TERN_PF_MSIX_VEC_AQ);
     }
     c = QTAILQ_FIRST(&pf->pending);
-    if (c && c->deadline > now) {
+    if (c && c->deadline > now && c->deadline != TERN_CMD_STUCK) {
         timer_mod(pf->aq_timer, c->deadline);
     }
 }
 
-static void tern_aq_queue(TernPfState *pf, TernCmd *c)
+static bool tern_dbg_fire_op(TernPfState *pf, uint32_t *reg, uint8_t opcode)
 {
-    TernCmd *pos;
+    return (*reg & TERN_DBG_OPCODE_MASK) == opcode && tern_dbg_fire(pf, reg);
+}
 
-    QTAILQ_FOREACH(pos, &pf->pending, next) {
-        if (pos->deadline > c->deadline) {
-            QTAILQ_INSERT_BEFORE(pos, c, next);
-            return;
-        }
+/*
+ * Apply the armed command faults to a command just fetched.  Returns
+ * true if the command must not execute now: it failed, is stuck, or its
+ * execution waits for its completion (late DMA).
+ */
+static bool tern_aq_inject(TernPfState *pf, TernCmd *c)
+{
+    uint8_t opcode = c->cmd.opcode;
+    uint16_t vf_num = le16_to_cpu(c->cmd.vf);
+    bool failed = false;
+
+    if (tern_dbg_vf_match(pf->dbg_fail_vf, vf_num) &&
+        tern_dbg_fire_op(pf, &pf->dbg_fail_cmd, opcode)) {
+        c->status = pf->dbg_fail_status & 0xffff;
+        failed = true;
+    } else if (tern_dbg_vf_match(pf->dbg_stuck_vf, vf_num) &&
+               tern_dbg_fire_op(pf, &pf->dbg_stuck_cmd, opcode)) {
+        c->deadline = TERN_CMD_STUCK;
+        return true;
     }
-    QTAILQ_INSERT_TAIL(&pf->pending, c, next);
+    if (tern_dbg_fire_op(pf, &pf->dbg_delay_cmd, opcode)) {
+        c->deadline += (int64_t)MIN(pf->dbg_delay_ms,
+                                    TERN_DBG_MAX_DELAY_MS) * SCALE_MS;
+        /* ABORT acts at fetch: it must precede its target's completion. */
+        c->late = !failed && opcode != TERN_OP_ABORT &&
+                  (pf->dbg_delay_cmd & TERN_DBG_DELAY_LATE_DMA);
+    }
+    return failed || c->late;
 }
 
 static void tern_aq_fetch(TernPfState *pf)
@@ -350,33 +476,22 @@ static void tern_aq_fetch(TernPfState *pf)
 
     while (tern_aq_ready(pf) && pf->cmd_head != pf->cmd_tail &&
            pf->inflight < TERN_AQ_MAX_INFLIGHT) {
-        struct tern_aq_cmd cmd;
-        uint64_t addr = pf->cmd_base + (uint64_t)pf->cmd_head * sizeof(cmd);
+        uint64_t addr = pf->cmd_base +
+                        (uint64_t)pf->cmd_head * TERN_AQ_CMD_SIZE;
         int64_t now = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
-        uint16_t vf_num;
-        TernCmd *c;
+        TernCmd *c = g_new0(TernCmd, 1);
 
-        if (pci_dma_read(dev, addr, &cmd, sizeof(cmd)) != MEMTX_OK) {
+        if (pci_dma_read(dev, addr, &c->cmd, sizeof(c->cmd)) != MEMTX_OK) {
+            g_free(c);
             tern_aq_halt(pf, TERN_AQ_ERR_CMD_DMA);
             return;
         }
         pf->cmd_head = (pf->cmd_head + 1) % pf->cmd_size;
 
-        c = g_new0(TernCmd, 1);
-        c->tag = le16_to_cpu(cmd.tag);
-        c->deadline = now + tern_cmd_latency(cmd.opcode);
-        vf_num = le16_to_cpu(cmd.vf);
-        if ((pf->dbg_fail_cmd & TERN_DBG_OPCODE_MASK) == cmd.opcode &&
-            (pf->dbg_fail_vf == TERN_VF_NONE || pf->dbg_fail_vf == vf_num) &&
-            tern_dbg_fire(pf, &pf->dbg_fail_cmd)) {
-            c->status = pf->dbg_fail_status & 0xffff;
-        } else {
-            c->status = tern_cmd_exec(pf, &cmd, c);
-        }
-        if ((pf->dbg_delay_cmd & TERN_DBG_OPCODE_MASK) == cmd.opcode &&
-            tern_dbg_fire(pf, &pf->dbg_delay_cmd)) {
-            c->deadline += (int64_t)MIN(pf->dbg_delay_ms,
-                                        TERN_DBG_MAX_DELAY_MS) * SCALE_MS;
+        c->tag = le16_to_cpu(c->cmd.tag);
+        c->deadline = now + tern_cmd_latency(c->cmd.opcode);
+        if (!tern_aq_inject(pf, c) && !tern_aq_exec_now(pf, c)) {
+            return;
         }
         tern_aq_queue(pf, c);
         pf->inflight++;
@@ -575,6 +690,16 @@ static uint64_t tern_dbg_read(void *opaque, hwaddr addr, unsigned size)
         return pf->dbg_corrupt_save;
     case TERN_DBG_REG_FIRED:
         return pf->dbg_fired;
+    case TERN_DBG_REG_STUCK_CMD:
+        return pf->dbg_stuck_cmd;
+    case TERN_DBG_REG_STUCK_VF:
+        return pf->dbg_stuck_vf;
+    case TERN_DBG_REG_SAVE_SHORT:
+        return pf->dbg_save_short;
+    case TERN_DBG_REG_SAVE_RESIZE:
+        return pf->dbg_save_resize;
+    case TERN_DBG_REG_DIRTY_LIMIT:
+        return pf->dbg_dirty_limit;
     }
     return 0;
 }
@@ -596,7 +721,8 @@ static void tern_dbg_write(void *opaque, hwaddr addr, uint64_t val,
         pf->dbg_fail_status = val & 0xffff;
         break;
     case TERN_DBG_REG_DELAY_CMD:
-        pf->dbg_delay_cmd = arm | (val & TERN_DBG_OPCODE_MASK);
+        pf->dbg_delay_cmd = arm | (val & (TERN_DBG_DELAY_LATE_DMA |
+                                          TERN_DBG_OPCODE_MASK));
         break;
     case TERN_DBG_REG_DELAY_MS:
         pf->dbg_delay_ms = MIN(val, TERN_DBG_MAX_DELAY_MS);
@@ -606,6 +732,21 @@ static void tern_dbg_write(void *opaque, hwaddr addr, uint64_t val,
         break;
     case TERN_DBG_REG_CORRUPT_SAVE:
         pf->dbg_corrupt_save = arm | (val & TERN_DBG_VF_MASK);
+        break;
+    case TERN_DBG_REG_STUCK_CMD:
+        pf->dbg_stuck_cmd = arm | (val & TERN_DBG_OPCODE_MASK);
+        break;
+    case TERN_DBG_REG_STUCK_VF:
+        pf->dbg_stuck_vf = val & TERN_DBG_VF_MASK;
+        break;
+    case TERN_DBG_REG_SAVE_SHORT:
+        pf->dbg_save_short = val;
+        break;
+    case TERN_DBG_REG_SAVE_RESIZE:
+        pf->dbg_save_resize = arm | (val & TERN_DBG_VF_MASK);
+        break;
+    case TERN_DBG_REG_DIRTY_LIMIT:
+        pf->dbg_dirty_limit = val;
         break;
     }
 }
@@ -727,10 +868,11 @@ static void tern_pf_reset_hold(Object *obj, ResetType type)
     tern_aq_disable(pf);
     pf->cmd_base = pf->cpl_base = 0;
     pf->cmd_size = pf->cpl_size = 0;
-    pf->dbg_fail_cmd = pf->dbg_delay_cmd = 0;
-    pf->dbg_dma_fail = pf->dbg_corrupt_save = 0;
-    pf->dbg_fail_vf = TERN_VF_NONE;
+    pf->dbg_fail_cmd = pf->dbg_delay_cmd = pf->dbg_stuck_cmd = 0;
+    pf->dbg_dma_fail = pf->dbg_corrupt_save = pf->dbg_save_resize = 0;
+    pf->dbg_fail_vf = pf->dbg_stuck_vf = TERN_VF_NONE;
     pf->dbg_fail_status = pf->dbg_delay_ms = 0;
+    pf->dbg_save_short = pf->dbg_dirty_limit = 0;
     pcie_sriov_pf_reset(dev);
     pcie_acs_reset(dev);
 }

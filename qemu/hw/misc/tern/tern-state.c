@@ -135,7 +135,7 @@ static void tern_state_take(TernPfState *pf, TernVfState *vf, bool incr)
     bitmap_zero(vf->devmem_dirty, vf->devmem_pages);
 
     h->crc = cpu_to_le32(tern_image_crc(vf->save_buf, size));
-    if (tern_pf_fire_save_fault(pf, pcie_sriov_vf_number(PCI_DEVICE(vf)))) {
+    if (tern_pf_fire_save_fault(pf, tern_vf_num(vf))) {
         vf->save_buf[size - 1] ^= 0x5a;
     }
 }
@@ -174,7 +174,7 @@ uint16_t tern_state_save(TernPfState *pf, TernVfState *vf,
     bool start = cmd->flags & TERN_SAVE_F_START;
     bool incr = cmd->flags & TERN_SAVE_F_INCREMENTAL;
     g_autofree struct tern_sg *sg = NULL;
-    uint64_t pos, written = 0;
+    uint64_t pos, end, written = 0;
     uint32_t count, i;
     uint16_t sts;
 
@@ -205,9 +205,14 @@ uint16_t tern_state_save(TernPfState *pf, TernVfState *vf,
         tern_state_take(pf, vf, incr);
     }
 
+    /* SAVE_SHORT: a device may return less than the buffers hold. */
+    end = vf->save_size;
+    if (pf->dbg_save_short) {
+        end = MIN(end, offset + pf->dbg_save_short);
+    }
     pos = offset;
-    for (i = 0; i < count && pos < vf->save_size; i++) {
-        uint64_t n = MIN(le32_to_cpu(sg[i].len), vf->save_size - pos);
+    for (i = 0; i < count && pos < end; i++) {
+        uint64_t n = MIN(le32_to_cpu(sg[i].len), end - pos);
 
         if (pci_dma_write(PCI_DEVICE(pf), le64_to_cpu(sg[i].addr),
                           vf->save_buf + pos, n) != MEMTX_OK) {
@@ -219,6 +224,10 @@ uint16_t tern_state_save(TernPfState *pf, TernVfState *vf,
     c->result0 = written;
     c->result1 = vf->save_size;
     c->result2 = pos < vf->save_size ? TERN_XFER_MORE : 0;
+    /* SAVE_RESIZE: the size of an open image changes under the driver. */
+    if (!start && tern_pf_fire_resize_fault(pf, tern_vf_num(vf))) {
+        c->result1 += TERN_DEVMEM_PAGE_SIZE;
+    }
     return TERN_STS_SUCCESS;
 }
 

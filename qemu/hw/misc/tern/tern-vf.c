@@ -26,12 +26,12 @@
 #define TERN_VF_BUDGET          16
 #define TERN_VF_CHUNK           (64 * 1024)
 
-static TernPfState *tern_vf_pf(TernVfState *vf)
+TernPfState *tern_vf_pf(TernVfState *vf)
 {
     return TERN_PF(pcie_sriov_get_pf(PCI_DEVICE(vf)));
 }
 
-static uint16_t tern_vf_num(TernVfState *vf)
+uint16_t tern_vf_num(TernVfState *vf)
 {
     return pcie_sriov_vf_number(PCI_DEVICE(vf));
 }
@@ -563,7 +563,17 @@ static void tern_vf_reset_hold(Object *obj, ResetType type)
     qemu_bh_cancel(vf->bh);
     memset(vf->q, 0, sizeof(vf->q));
     vf->cnt_desc = vf->cnt_bytes = 0;
-    tern_vf_mig_reset(vf);
+    tern_vf_resume(vf);
+    tern_state_reset(vf);
+    /*
+     * Dirty tracking is the PF's migration state; like VFIO's DMA logging
+     * it is independent of the VF's own resets: a VF FLR in mid-migration
+     * must not lose pages the VMM has not read yet.  Disabling the VF
+     * ends it (pci_set_enabled() clears enabled before the reset).
+     */
+    if (!PCI_DEVICE(vf)->enabled) {
+        tern_dirty_reset(vf);
+    }
     qemu_bh_cancel(vf->bh);
     if (vf->devmem_ptr) {
         memset(vf->devmem_ptr, 0, vf->devmem_size);

@@ -10,6 +10,7 @@
 #define HW_MISC_TERN_H
 
 #include "hw/pci/pci_device.h"
+#include "qemu/interval-tree.h"
 #include "qemu/queue.h"
 #include "qemu/timer.h"
 #include "tern_hw.h"
@@ -20,10 +21,15 @@
 OBJECT_DECLARE_SIMPLE_TYPE(TernPfState, TERN_PF)
 OBJECT_DECLARE_SIMPLE_TYPE(TernVfState, TERN_VF)
 
+/* Deadline of a stuck command: it completes only if aborted. */
+#define TERN_CMD_STUCK          INT64_MAX
+
 /* An admin command between fetch and the posting of its completion. */
 typedef struct TernCmd {
     QTAILQ_ENTRY(TernCmd) next;
     int64_t deadline;
+    struct tern_aq_cmd cmd; /* as fetched */
+    bool late;              /* executes when its completion is posted */
     uint16_t tag;
     uint16_t status;
     uint64_t result0;
@@ -58,6 +64,7 @@ struct TernPfState {
     /* Fetched commands, ordered by completion deadline */
     QTAILQ_HEAD(, TernCmd) pending;
     uint32_t inflight;
+    uint32_t aq_gen;        /* counts tern_aq_clear() calls */
     QEMUBH *aq_bh;
     QEMUTimer *aq_timer;
 
@@ -70,6 +77,11 @@ struct TernPfState {
     uint32_t dbg_dma_fail;
     uint32_t dbg_corrupt_save;
     uint32_t dbg_fired;
+    uint32_t dbg_stuck_cmd;
+    uint32_t dbg_stuck_vf;
+    uint32_t dbg_save_short;
+    uint32_t dbg_save_resize;
+    uint32_t dbg_dirty_limit;
 };
 
 typedef struct TernQueue {
@@ -95,8 +107,8 @@ typedef struct TernDirty {
         uint64_t start;
         uint64_t last;      /* inclusive */
     } ranges[TERN_DIRTY_MAX_RANGES];
-    GTree *pages;           /* dirty page numbers (uint64_t keys) */
-    uint32_t nr_pages;
+    IntervalTreeRoot runs;  /* runs of dirty page numbers */
+    uint64_t nr_pages;
 } TernDirty;
 
 struct TernVfState {
@@ -137,9 +149,13 @@ struct TernVfState {
 TernVfState *tern_pf_get_vf(TernPfState *pf, uint16_t vf_num);
 bool tern_pf_fire_dma_fault(TernPfState *pf, uint16_t vf_num);
 bool tern_pf_fire_save_fault(TernPfState *pf, uint16_t vf_num);
+bool tern_pf_fire_resize_fault(TernPfState *pf, uint16_t vf_num);
+uint32_t tern_pf_dirty_limit(TernPfState *pf);
 uint64_t tern_max_image_size(uint64_t devmem_size);
 
 /* tern-vf.c */
+TernPfState *tern_vf_pf(TernVfState *vf);
+uint16_t tern_vf_num(TernVfState *vf);
 void tern_vf_quiesce(TernVfState *vf);
 void tern_vf_freeze(TernVfState *vf);
 void tern_vf_resume(TernVfState *vf);

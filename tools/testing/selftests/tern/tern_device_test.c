@@ -175,6 +175,10 @@ FIXTURE_TEARDOWN(dev)
 		self->dbg[TERN_DBG_REG_DELAY_CMD / 4] = 0;
 		self->dbg[TERN_DBG_REG_DMA_FAIL / 4] = 0;
 		self->dbg[TERN_DBG_REG_CORRUPT_SAVE / 4] = 0;
+		self->dbg[TERN_DBG_REG_STUCK_CMD / 4] = 0;
+		self->dbg[TERN_DBG_REG_SAVE_SHORT / 4] = 0;
+		self->dbg[TERN_DBG_REG_SAVE_RESIZE / 4] = 0;
+		self->dbg[TERN_DBG_REG_DIRTY_LIMIT / 4] = 0;
 		munmap((void *)self->dbg, self->dbg_size);
 	}
 	if (self->aq.regs)
@@ -245,6 +249,40 @@ static void fix_crc(void *img, size_t size)
 
 	h->crc = 0;
 	h->crc = htole32(tern_crc32c(~0u, img, size) ^ ~0u);
+}
+
+/* A SAVE of VF vf into the one buffer [buf, buf + len). */
+static void save_cmd(struct vfio_container *c, struct tern_aq_cmd *cmd,
+		     uint16_t vf, uint8_t flags, uint64_t off, void *buf,
+		     uint32_t len)
+{
+	uint64_t sg_iova;
+	struct tern_sg *sg = vfio_dma_alloc(c, sizeof(*sg), 64, &sg_iova);
+
+	*sg = (struct tern_sg){ .addr = htole64(vfio_iova(c, buf)),
+				.len = htole32(len) };
+	*cmd = (struct tern_aq_cmd){ .opcode = TERN_OP_SAVE, .flags = flags,
+				     .vf = htole16(vf) };
+	cmd->xfer.offset = htole64(off);
+	cmd->xfer.sg_addr = htole64(sg_iova);
+	cmd->xfer.sg_count = htole32(1);
+}
+
+static struct tern_aq_cmd abort_cmd(uint16_t vf, uint16_t tag)
+{
+	struct tern_aq_cmd cmd = { .opcode = TERN_OP_ABORT,
+				   .vf = htole16(vf) };
+
+	cmd.abort.tag = htole16(tag);
+	return cmd;
+}
+
+static int all_bytes(const uint8_t *p, size_t len, uint8_t v)
+{
+	while (len--)
+		if (*p++ != v)
+			return 0;
+	return 1;
 }
 
 TEST_F_TIMEOUT(dev, identify, 120)
@@ -961,17 +999,27 @@ TEST_F_TIMEOUT(dev, aq_errors, 120)
 		  tern_cmd_simple(&self->aq, TERN_OP_QUERY_SIZE, 1));
 }
 
-/* VF FLR resets functional state, suspension and tracking. */
+/*
+ * VF FLR resets functional state and suspension, but not dirty tracking,
+ * which is the PF's migration state; a PF function reset ends it.
+ */
 TEST_F_TIMEOUT(dev, vf_flr, 120)
 {
 	struct tern_vfq vq;
-	struct tern_range r = { self->c.dma_iova, 1 << 20 };
+	struct tern_range r, runs[4];
+	uint64_t iova, pages;
+	uint32_t nr;
 	uint16_t flags;
+	int more;
 
+	ASSERT_NE(NULL, vfio_dma_alloc(&self->c, 16 * PAGE, PAGE, &iova));
+	r = (struct tern_range){ iova, 16 * PAGE };
 	ASSERT_EQ(0, tern_vfq_init(&vq, &self->c, self->vf_regs[1], 0, 8));
 	self->vf_mem[1][0] = 5;
 	ASSERT_EQ(TERN_STS_SUCCESS, tern_dirty_start(&self->aq, &self->c, 1,
 						     &r, 1, 12));
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova + 2 * PAGE, 8, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
 	ASSERT_EQ(TERN_STS_SUCCESS,
 		  tern_cmd_simple(&self->aq, TERN_OP_QUIESCE, 1));
 	ASSERT_EQ(TERN_STS_SUCCESS,
@@ -979,11 +1027,97 @@ TEST_F_TIMEOUT(dev, vf_flr, 120)
 	ASSERT_EQ(0, vfio_reset(&self->vf[1]));
 	EXPECT_EQ(TERN_VF_STATE_RUNNING,
 		  vf_state(&self->aq, &self->c, 1, &flags));
-	EXPECT_EQ(0, flags);
+	EXPECT_EQ(TERN_VF_F_TRACKING, flags);
 	EXPECT_EQ(0u, tern_q_reg(&vq, TERN_Q_STATUS));
 	EXPECT_EQ(0u, tern_q_reg(&vq, TERN_Q_SIZE));
 	EXPECT_EQ(0, self->vf_mem[1][0]);
 	set_master(&self->vf[1]);
+
+	/* The page written before the FLR is still there ... */
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 1, iova, 16 * PAGE,
+				       runs, 4, &nr, &pages, &more));
+	ASSERT_EQ(1u, nr);
+	EXPECT_TRUE(dirty_has(runs, nr, iova + 2 * PAGE, PAGE));
+	/* ... and tracking goes on. */
+	ASSERT_EQ(0, tern_vfq_enable(&vq, self->vf_regs[1]));
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova + 5 * PAGE, 8, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 1, iova, 16 * PAGE,
+				       runs, 4, &nr, &pages, &more));
+	ASSERT_EQ(1u, nr);
+	EXPECT_TRUE(dirty_has(runs, nr, iova + 5 * PAGE, PAGE));
+
+	/* A PF function reset ends it. */
+	mmio_write32(self->aq.regs, TERN_PF_REG_CTRL, TERN_PF_CTRL_RESET);
+	ASSERT_EQ(0, tern_aq_init(&self->aq, &self->c, self->aq.regs, 64));
+	vf_state(&self->aq, &self->c, 1, &flags);
+	EXPECT_EQ(0, flags);
+}
+
+/*
+ * A report starts where its range starts, also inside a run, and clears
+ * only what it returned; a report that filled its buffer can be
+ * continued from the end of the last run it returned.
+ */
+TEST_F_TIMEOUT(dev, dirty_seek, 120)
+{
+	struct tern_vfq vq;
+	struct tern_range r, runs[16];
+	uint64_t iova, pages, from, total_pages = 0;
+	uint32_t nr, total_runs = 0, rounds = 0;
+	int more, i;
+
+	ASSERT_NE(NULL, vfio_dma_alloc(&self->c, 256 * PAGE, PAGE, &iova));
+	r = (struct tern_range){ iova, 256 * PAGE };
+	ASSERT_EQ(0, tern_vfq_init(&vq, &self->c, self->vf_regs[0], 0, 256));
+	ASSERT_EQ(TERN_STS_SUCCESS, tern_dirty_start(&self->aq, &self->c, 0,
+						     &r, 1, 12));
+
+	/* Pages 10..19; report 15.., then 12..13, then the rest. */
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova + 10 * PAGE, 10 * PAGE, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0,
+				       iova + 15 * PAGE, 241 * PAGE, runs, 16,
+				       &nr, &pages, &more));
+	ASSERT_EQ(1u, nr);
+	EXPECT_EQ(5u, pages);
+	EXPECT_TRUE(dirty_has(runs, nr, iova + 15 * PAGE, 5 * PAGE));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0,
+				       iova + 12 * PAGE, 2 * PAGE, runs, 16,
+				       &nr, &pages, &more));
+	ASSERT_EQ(1u, nr);
+	EXPECT_TRUE(dirty_has(runs, nr, iova + 12 * PAGE, 2 * PAGE));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0, iova,
+				       256 * PAGE, runs, 16, &nr, &pages,
+				       &more));
+	ASSERT_EQ(2u, nr);
+	EXPECT_EQ(3u, pages);
+	EXPECT_EQ(0, more);
+	EXPECT_TRUE(dirty_has(runs, nr, iova + 10 * PAGE, 2 * PAGE));
+	EXPECT_TRUE(dirty_has(runs, nr, iova + 14 * PAGE, PAGE));
+
+	/* 100 scattered pages, each round starting after the last run. */
+	for (i = 0; i < 100; i++)
+		ADD(&vq, i == 99, TERN_DESC_FILL, 0,
+		    iova + (2 * i + 1) * PAGE, 8, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
+	from = iova;
+	do {
+		ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0, from,
+					       iova + 256 * PAGE - from, runs,
+					       16, &nr, &pages, &more));
+		ASSERT_LT(0u, nr);
+		for (i = 0; i < (int)nr; i++)
+			EXPECT_EQ(iova + (2 * (total_runs + i) + 1) * PAGE,
+				  runs[i].iova);
+		from = runs[nr - 1].iova + runs[nr - 1].len;
+		total_runs += nr;
+		total_pages += pages;
+		rounds++;
+	} while (more && rounds < 20);
+	EXPECT_EQ(100u, total_runs);
+	EXPECT_EQ(100u, total_pages);
+	EXPECT_EQ(7u, rounds);
 }
 
 /* Fault injection: needs x-debug=on. */
@@ -1093,6 +1227,323 @@ TEST_F_TIMEOUT(dev, fault_corrupt_save, 600)
 	EXPECT_EQ(0, tern_load(&self->aq, &self->c, 1, img, sz, sz, &applied));
 	EXPECT_EQ(1, applied);
 	EXPECT_EQ(0x31, self->vf_mem[1][0]);
+}
+
+/*
+ * Late DMA: the SAVE is fetched, but the image is taken and written into
+ * its buffer only when its completion is posted.
+ */
+TEST_F_TIMEOUT(dev, fault_late_dma, 120)
+{
+	size_t max = image_size(self->devmem_size / PAGE);
+	size_t data_off = max - self->devmem_size;
+	uint32_t len = data_off + PAGE;
+	uint8_t *buf = vfio_dma_alloc(&self->c, len, PAGE, NULL);
+	struct tern_aq_cmd save, query = { .opcode = TERN_OP_QUERY_SIZE };
+	struct tern_aq_cpl cpl;
+	uint32_t fired;
+	uint16_t tag;
+
+	NEED_DEBUG();
+	ASSERT_NE(NULL, buf);
+	memset(buf, 0xee, len);
+	self->vf_mem[0][0] = 0x11;
+	fired = self->dbg[TERN_DBG_REG_FIRED / 4];
+	self->dbg[TERN_DBG_REG_DELAY_MS / 4] = 1500;
+	self->dbg[TERN_DBG_REG_DELAY_CMD / 4] =
+		TERN_DBG_ARM | TERN_DBG_DELAY_LATE_DMA | TERN_OP_SAVE;
+	save_cmd(&self->c, &save, 0, TERN_SAVE_F_START, 0, buf, len);
+	tag = tern_aq_post(&self->aq, &save);
+	tern_aq_post(&self->aq, &query);
+	tern_aq_ring(&self->aq);
+
+	/* The query, fetched after the SAVE, completes first. */
+	ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
+	EXPECT_EQ((uint16_t)(tag + 1), le16toh(cpl.tag));
+	EXPECT_EQ(self->aq.tail, le16toh(cpl.cmd_head));
+	usleep(300000);
+	EXPECT_EQ(1u, mmio_read32(self->aq.regs, TERN_PF_REG_AQ_INFLIGHT));
+	/* Fetched, but its buffer is untouched ... */
+	EXPECT_TRUE(all_bytes(buf, len, 0xee));
+	/* ... and the image is not taken yet. */
+	self->vf_mem[0][0] = 0x22;
+
+	ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(tag, le16toh(cpl.tag));
+	EXPECT_EQ(TERN_STS_SUCCESS, le16toh(cpl.status));
+	EXPECT_EQ(len, le64toh(cpl.result0));
+	EXPECT_EQ(max, le64toh(cpl.result1));
+	EXPECT_EQ(TERN_IMAGE_MAGIC,
+		  le32toh(((struct tern_image_hdr *)buf)->magic));
+	EXPECT_EQ(0x22, buf[data_off]);
+	EXPECT_EQ(fired + 1, self->dbg[TERN_DBG_REG_FIRED / 4]);
+	EXPECT_EQ(TERN_DBG_DELAY_LATE_DMA | TERN_OP_SAVE,
+		  self->dbg[TERN_DBG_REG_DELAY_CMD / 4]);
+}
+
+/* ABORT of a command whose DMA is late: that DMA never happens. */
+TEST_F_TIMEOUT(dev, abort, 120)
+{
+	uint32_t len = 2 * PAGE;
+	uint8_t *buf = vfio_dma_alloc(&self->c, len, PAGE, NULL);
+	struct tern_aq_cmd save, ab = abort_cmd(0, 0x7777);
+	struct tern_aq_cpl cpl;
+	uint16_t tag, atag, flags;
+
+	ASSERT_NE(NULL, buf);
+	/* Nothing to abort; flags are reserved. */
+	EXPECT_EQ(TERN_STS_SUCCESS,
+		  tern_aq_exec(&self->aq, &ab, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(0u, le64toh(cpl.result0));
+	ab.flags = 1;
+	EXPECT_EQ(TERN_STS_INVALID_FIELD,
+		  tern_aq_exec(&self->aq, &ab, &cpl, TIMEOUT_MS));
+
+	NEED_DEBUG();
+	memset(buf, 0xee, len);
+	self->dbg[TERN_DBG_REG_DELAY_MS / 4] = 1000;
+	self->dbg[TERN_DBG_REG_DELAY_CMD / 4] =
+		TERN_DBG_ARM | TERN_DBG_DELAY_LATE_DMA | TERN_OP_SAVE;
+	save_cmd(&self->c, &save, 1, TERN_SAVE_F_START, 0, buf, len);
+	tag = tern_aq_post(&self->aq, &save);
+	ab = abort_cmd(1, tag);
+	atag = tern_aq_post(&self->aq, &ab);
+	tern_aq_ring(&self->aq);
+
+	/* The aborted command completes first, then the ABORT. */
+	ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(tag, le16toh(cpl.tag));
+	EXPECT_EQ(TERN_STS_ABORTED, le16toh(cpl.status));
+	ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(atag, le16toh(cpl.tag));
+	EXPECT_EQ(TERN_STS_SUCCESS, le16toh(cpl.status));
+	EXPECT_EQ(1u, le64toh(cpl.result0));
+	EXPECT_EQ(0u, mmio_read32(self->aq.regs, TERN_PF_REG_AQ_INFLIGHT));
+
+	/* Past the deadline: no DMA, no image taken. */
+	usleep(1500000);
+	EXPECT_TRUE(all_bytes(buf, len, 0xee));
+	vf_state(&self->aq, &self->c, 1, &flags);
+	EXPECT_EQ(0, flags & TERN_VF_F_SAVING);
+}
+
+/*
+ * A stuck command holds its slot and never completes, while the others
+ * of its VF and of other VFs do, until ABORT, queue disable or reset.
+ */
+TEST_F_TIMEOUT(dev, fault_stuck, 120)
+{
+	uint32_t len = 2 * PAGE, fired;
+	uint8_t *buf = vfio_dma_alloc(&self->c, len, PAGE, NULL);
+	struct tern_aq_cmd save, ab, q0 = { .opcode = TERN_OP_QUERY_SIZE },
+			   q1 = { .opcode = TERN_OP_QUERY_SIZE,
+				  .vf = htole16(1) };
+	struct tern_aq_cpl cpl;
+	void *regs = self->aq.regs;
+	uint16_t tag;
+	int i;
+
+	NEED_DEBUG();
+	ASSERT_NE(NULL, buf);
+	memset(buf, 0xee, len);
+	fired = self->dbg[TERN_DBG_REG_FIRED / 4];
+	self->dbg[TERN_DBG_REG_STUCK_VF / 4] = 0;
+	self->dbg[TERN_DBG_REG_STUCK_CMD / 4] = TERN_DBG_ARM | TERN_OP_SAVE;
+	save_cmd(&self->c, &save, 0, TERN_SAVE_F_START, 0, buf, len);
+	tag = tern_aq_post(&self->aq, &save);
+	tern_aq_post(&self->aq, &q0);
+	tern_aq_post(&self->aq, &q1);
+	tern_aq_ring(&self->aq);
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
+		EXPECT_NE(tag, le16toh(cpl.tag));
+		EXPECT_EQ(TERN_STS_SUCCESS, le16toh(cpl.status));
+	}
+	EXPECT_EQ(-ETIMEDOUT, tern_aq_reap(&self->aq, &cpl, 500));
+	EXPECT_EQ(1u, mmio_read32(regs, TERN_PF_REG_AQ_INFLIGHT));
+	EXPECT_EQ(fired + 1, self->dbg[TERN_DBG_REG_FIRED / 4]);
+	EXPECT_EQ(0u, self->dbg[TERN_DBG_REG_STUCK_CMD / 4] & TERN_DBG_ARM);
+
+	/* The tag of another VF's command does not match. */
+	ab = abort_cmd(1, tag);
+	EXPECT_EQ(TERN_STS_SUCCESS,
+		  tern_aq_exec(&self->aq, &ab, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(0u, le64toh(cpl.result0));
+	ab = abort_cmd(0, tag);
+	tern_aq_post(&self->aq, &ab);
+	tern_aq_ring(&self->aq);
+	ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(tag, le16toh(cpl.tag));
+	EXPECT_EQ(TERN_STS_ABORTED, le16toh(cpl.status));
+	ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(1u, le64toh(cpl.result0));
+	EXPECT_EQ(0u, mmio_read32(regs, TERN_PF_REG_AQ_INFLIGHT));
+	EXPECT_TRUE(all_bytes(buf, len, 0xee));
+
+	/* Queue disable drops a stuck command ... */
+	self->dbg[TERN_DBG_REG_STUCK_VF / 4] = TERN_VF_NONE;
+	self->dbg[TERN_DBG_REG_STUCK_CMD / 4] =
+		TERN_DBG_ARM | TERN_OP_QUERY_SIZE;
+	tern_aq_post(&self->aq, &q1);
+	tern_aq_ring(&self->aq);
+	usleep(100000);
+	EXPECT_EQ(1u, mmio_read32(regs, TERN_PF_REG_AQ_INFLIGHT));
+	tern_aq_disable(&self->aq);
+	EXPECT_EQ(0u, mmio_read32(regs, TERN_PF_REG_AQ_INFLIGHT));
+	ASSERT_EQ(0, tern_aq_init(&self->aq, &self->c, regs, 64));
+	EXPECT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_QUERY_SIZE, 1));
+
+	/* ... and so does a function reset. */
+	self->dbg[TERN_DBG_REG_STUCK_CMD / 4] =
+		TERN_DBG_ARM | TERN_OP_QUERY_SIZE;
+	tern_aq_post(&self->aq, &q1);
+	tern_aq_ring(&self->aq);
+	usleep(100000);
+	EXPECT_EQ(1u, mmio_read32(regs, TERN_PF_REG_AQ_INFLIGHT));
+	mmio_write32(regs, TERN_PF_REG_CTRL, TERN_PF_CTRL_RESET);
+	EXPECT_EQ(0u, mmio_read32(regs, TERN_PF_REG_AQ_INFLIGHT));
+	ASSERT_EQ(0, tern_aq_init(&self->aq, &self->c, regs, 64));
+	EXPECT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_QUERY_SIZE, 1));
+}
+
+/* Every chunk short, not only the last: the image still adds up. */
+TEST_F_TIMEOUT(dev, fault_save_short, 600)
+{
+	size_t max = image_size(self->devmem_size / PAGE), off = 0;
+	const uint32_t most = 300001;
+	uint8_t *img = vfio_dma_alloc(&self->c, max, PAGE, NULL);
+	struct tern_aq_cmd cmd;
+	struct tern_aq_cpl cpl;
+	int more, n = 0, applied;
+
+	NEED_DEBUG();
+	ASSERT_NE(NULL, img);
+	self->vf_mem[0][5 * PAGE] = 0x5e;
+	self->dbg[TERN_DBG_REG_SAVE_SHORT / 4] = most;
+	EXPECT_EQ(most, self->dbg[TERN_DBG_REG_SAVE_SHORT / 4]);
+	do {
+		save_cmd(&self->c, &cmd, 0, off ? 0 : TERN_SAVE_F_START, off,
+			 img + off, max - off);
+		ASSERT_EQ(TERN_STS_SUCCESS,
+			  tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+		EXPECT_EQ(max - off < most ? max - off : most,
+			  le64toh(cpl.result0));
+		EXPECT_EQ(max, le64toh(cpl.result1));
+		off += le64toh(cpl.result0);
+		more = !!(le32toh(cpl.result2) & TERN_XFER_MORE);
+		EXPECT_EQ(off < max, more);
+	} while (more && ++n < 100);
+	EXPECT_EQ(max, off);
+	self->dbg[TERN_DBG_REG_SAVE_SHORT / 4] = 0;
+
+	ASSERT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_QUIESCE, 1));
+	ASSERT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_FREEZE, 1));
+	ASSERT_EQ(0, tern_load(&self->aq, &self->c, 1, img, max, max,
+			       &applied));
+	EXPECT_EQ(1, applied);
+	EXPECT_EQ(0x5e, self->vf_mem[1][5 * PAGE]);
+}
+
+/* SAVE_RESIZE: one continuation of an open image reports another size. */
+TEST_F_TIMEOUT(dev, fault_save_resize, 120)
+{
+	size_t max = image_size(self->devmem_size / PAGE);
+	uint8_t *buf = vfio_dma_alloc(&self->c, 3 * PAGE, PAGE, NULL);
+	struct tern_aq_cmd cmd;
+	struct tern_aq_cpl cpl;
+	uint32_t fired;
+	int i;
+
+	NEED_DEBUG();
+	ASSERT_NE(NULL, buf);
+	fired = self->dbg[TERN_DBG_REG_FIRED / 4];
+	/* Armed for VF 1: VF 0 is not affected. */
+	self->dbg[TERN_DBG_REG_SAVE_RESIZE / 4] = TERN_DBG_ARM | 1;
+	for (i = 0; i < 2; i++) {
+		save_cmd(&self->c, &cmd, 0, i ? 0 : TERN_SAVE_F_START,
+			 i * PAGE, buf, PAGE);
+		ASSERT_EQ(TERN_STS_SUCCESS,
+			  tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+		EXPECT_EQ(max, le64toh(cpl.result1));
+	}
+	/* A START is no continuation; the next SAVE is, once. */
+	self->dbg[TERN_DBG_REG_SAVE_RESIZE / 4] = TERN_DBG_ARM | 0;
+	for (i = 0; i < 3; i++) {
+		save_cmd(&self->c, &cmd, 0, i ? 0 : TERN_SAVE_F_START,
+			 i * PAGE, buf + i * PAGE, PAGE);
+		ASSERT_EQ(TERN_STS_SUCCESS,
+			  tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+		EXPECT_EQ(PAGE, le64toh(cpl.result0));
+		EXPECT_EQ(i == 1, max != le64toh(cpl.result1));
+	}
+	EXPECT_EQ(fired + 1, self->dbg[TERN_DBG_REG_FIRED / 4]);
+	EXPECT_EQ(0u, self->dbg[TERN_DBG_REG_SAVE_RESIZE / 4] & TERN_DBG_ARM);
+}
+
+/* DIRTY_LIMIT: the tracker holds that many pages; one more overflows. */
+TEST_F_TIMEOUT(dev, fault_dirty_limit, 120)
+{
+	struct tern_vfq vq;
+	struct tern_range r, runs[4];
+	struct tern_identify id;
+	uint64_t iova, pages;
+	uint32_t nr;
+	int more;
+
+	NEED_DEBUG();
+	ASSERT_NE(NULL, vfio_dma_alloc(&self->c, 64 * PAGE, PAGE, &iova));
+	r = (struct tern_range){ iova, 64 * PAGE };
+	ASSERT_EQ(0, tern_vfq_init(&vq, &self->c, self->vf_regs[0], 0, 16));
+	self->dbg[TERN_DBG_REG_DIRTY_LIMIT / 4] = 8;
+	/* IDENTIFY reports the capacity, not the injected limit. */
+	ASSERT_EQ(TERN_STS_SUCCESS,
+		  tern_identify(&self->aq, &self->c, TERN_VF_NONE, &id));
+	EXPECT_EQ(TERN_DIRTY_MAX_PAGES, le32toh(id.dirty_max_pages));
+	ASSERT_EQ(TERN_STS_SUCCESS, tern_dirty_start(&self->aq, &self->c, 0,
+						     &r, 1, 12));
+
+	/* 8 pages fit, twice (a report frees what it returns). */
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova, 8 * PAGE, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0, iova,
+				       64 * PAGE, runs, 4, &nr, &pages, &more));
+	EXPECT_EQ(8u, pages);
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova + 16 * PAGE, 4 * PAGE, 0, 0, 0);
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova + 24 * PAGE, 4 * PAGE, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0, iova,
+				       64 * PAGE, runs, 4, &nr, &pages, &more));
+	EXPECT_EQ(2u, nr);
+	EXPECT_EQ(8u, pages);
+
+	/* 9 do not: the tracker overflows. */
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova + 32 * PAGE, 9 * PAGE, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
+	EXPECT_EQ(TERN_STS_DIRTY_OVERFLOW, tern_dirty_report(&self->aq,
+			&self->c, 0, iova, 64 * PAGE, runs, 4, &nr, &pages,
+			&more));
+	EXPECT_EQ(TERN_STS_DIRTY_OVERFLOW, tern_dirty_report(&self->aq,
+			&self->c, 0, iova, 64 * PAGE, runs, 4, &nr, &pages,
+			&more));
+
+	/* Recovery: DIRTY_STOP and DIRTY_START re-arm an empty tracker. */
+	ASSERT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_DIRTY_STOP, 0));
+	ASSERT_EQ(TERN_STS_SUCCESS, tern_dirty_start(&self->aq, &self->c, 0,
+						     &r, 1, 12));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0, iova,
+				       64 * PAGE, runs, 4, &nr, &pages, &more));
+	EXPECT_EQ(0u, nr);
+	ADD(&vq, 1, TERN_DESC_FILL, 0, iova + 40 * PAGE, 8, 0, 0, 0);
+	ASSERT_EQ(0, tern_vfq_wait_idle(&vq, TIMEOUT_MS));
+	ASSERT_EQ(0, tern_dirty_report(&self->aq, &self->c, 0, iova,
+				       64 * PAGE, runs, 4, &nr, &pages, &more));
+	ASSERT_EQ(1u, nr);
+	EXPECT_TRUE(dirty_has(runs, nr, iova + 40 * PAGE, PAGE));
 }
 
 TEST_HARNESS_MAIN
