@@ -167,7 +167,8 @@ static bool same_valid_stream(const uint8_t *s, size_t len,
 		    le32toh(r->crc) != rec_crc(r, r + 1))
 			return false;
 		if (type & TERN_REC_OPTIONAL) {
-			if (r->flags || r->offset)
+			/* SOURCE has no flags and no offset; others may. */
+			if (type == TERN_REC_SOURCE && (r->flags || r->offset))
 				return false;
 		} else {
 			const struct tern_stream_rec *gr;
