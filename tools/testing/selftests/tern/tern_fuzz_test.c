@@ -602,8 +602,8 @@ static void report(const struct worker *w, unsigned int nr, uint64_t seed)
 			ksft_print_msg("refused with %s: %lu\n", strerror(i), v);
 	}
 	/* The figure scripts/soak reads. */
-	ksft_print_msg("R1: %lu of %lu corrupted streams accepted (%lu no-op mutations not counted), seed %llu\n",
-		       acc, tried - noop, noop, (unsigned long long)seed);
+	ksft_print_msg("R1: %lu streams, %lu corrupted ones accepted (%lu no-op mutations not counted), seed %llu\n",
+		       tried, acc, noop, (unsigned long long)seed);
 }
 
 /* The first byte where s differs from good, to name an accepted stream. */
