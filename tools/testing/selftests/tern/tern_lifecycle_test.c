@@ -3,11 +3,12 @@
  * The PF and the drivers go away while VFs migrate (reliability.rst,
  * R4): a thread per VF migrates it into itself over and over while the
  * PF is unbound from tern_pf, its VFs are disabled (sriov_numvfs N -> 0)
- * or the modules are removed.  What must hold: the event completes
- * within a minute (no hang), every user sees its VF in ERROR or gone
- * (ENODEV) and closes it, a module in use refuses rmmod with EBUSY and
- * then unloads once its users are gone, and afterwards the stack comes
- * back (N VFs, modules loaded) and migrates.  vm-run checks the kernel
+ * or the modules are removed.  What must hold: the unbind completes
+ * within a minute (no hang) and every user sees its VF in ERROR or gone
+ * (ENODEV) and closes it; disabling the VFs (EBUSY, pf.rst) and rmmod
+ * (EWOULDBLOCK) are refused at once while the VFs are open, without
+ * harm to the migrations, and succeed once the users are gone; and
+ * afterwards the stack comes back (N VFs, modules loaded) and migrates.  vm-run checks the kernel
  * log (lockdep, KASAN, kmemleak, hung tasks).
  *
  * TERN_LIFECYCLE_ROUNDS (default 3) sets how often the three run.
@@ -136,24 +137,18 @@ static bool users_done(FIXTURE_DATA(lifecycle) *self, uint64_t deadline)
 	return true;
 }
 
-/* An event run in a thread: it may wait for the VFs' users. */
+/* The unbind runs in a thread: it waits for the VFs' users. */
 struct event {
 	const char *pf;
-	int kind;
 	int ret;
 	bool done;
 };
 
-enum { EV_UNBIND, EV_NUMVFS, NR_EVENTS };
-
-static void *event_run(void *arg)
+static void *unbind_run(void *arg)
 {
 	struct event *ev = arg;
 
-	if (ev->kind == EV_UNBIND)
-		ev->ret = pci_sysfs_write(ev->pf, "driver/unbind", ev->pf);
-	else
-		ev->ret = pci_sysfs_write(ev->pf, "sriov_numvfs", "0");
+	ev->ret = pci_sysfs_write(ev->pf, "driver/unbind", ev->pf);
 	__atomic_store_n(&ev->done, true, __ATOMIC_RELEASE);
 	return NULL;
 }
@@ -174,27 +169,25 @@ static void report_users(struct __test_metadata *_metadata,
 	}
 }
 
-/* The PF goes (unbind) or its VFs do (sriov_numvfs 0) mid-migration. */
-static void pf_event(struct __test_metadata *_metadata,
-		     FIXTURE_DATA(lifecycle) *self, int kind)
+/* The PF driver goes away mid-migration: users see ERROR or ENODEV. */
+static void unbind_event(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(lifecycle) *self)
 {
-	struct event ev = { .pf = self->e.pf, .kind = kind };
+	struct event ev = { .pf = self->e.pf };
 	uint64_t deadline;
 	pthread_t t;
 
 	start_users(_metadata, self);
-	ASSERT_EQ(0, pthread_create(&t, NULL, event_run, &ev));
+	ASSERT_EQ(0, pthread_create(&t, NULL, unbind_run, &ev));
 	deadline = now_ms() + HANG_MS;
 	ASSERT_TRUE(users_done(self, deadline)) TH_LOG("a VF user hangs");
 	while (!__atomic_load_n(&ev.done, __ATOMIC_ACQUIRE) &&
 	       now_ms() < deadline)
 		usleep(20000);
-	ASSERT_TRUE(ev.done) TH_LOG("the %s hangs",
-				    kind == EV_UNBIND ? "unbind" : "disable");
+	ASSERT_TRUE(ev.done) TH_LOG("the unbind hangs");
 	pthread_join(t, NULL);
 	EXPECT_EQ(0, ev.ret);
-	report_users(_metadata, self,
-		     kind == EV_UNBIND ? "unbind" : "sriov_numvfs 0");
+	report_users(_metadata, self, "unbind");
 }
 
 static int delete_module(const char *name)
@@ -202,34 +195,47 @@ static int delete_module(const char *name)
 	return syscall(SYS_delete_module, name, O_NONBLOCK) ? -errno : 0;
 }
 
+static int disable_vfs(const char *pf)
+{
+	return pci_sysfs_write(pf, "sriov_numvfs", "0");
+}
+
+static int rmmod_both(const char *pf)
+{
+	int ret = delete_module("tern_vfio_pci");
+
+	return ret ?: delete_module("tern_pf");
+}
+
 /*
- * rmmod while the VFs migrate: refused, the migrations unharmed; then,
- * the users gone, both modules unload and load again.
+ * What pf.rst and the module loader refuse while the VFs are open:
+ * sriov_numvfs 0 (EBUSY) and rmmod (EWOULDBLOCK, O_NONBLOCK).  The
+ * refusal comes at once and the migrations go on unharmed; once the
+ * users are gone the same request succeeds.
  */
-static void rmmod_event(struct __test_metadata *_metadata,
-			FIXTURE_DATA(lifecycle) *self)
+static void refused_in_use(struct __test_metadata *_metadata,
+			   FIXTURE_DATA(lifecycle) *self,
+			   int (*event)(const char *pf), int err)
 {
 	unsigned long before[NR_VFS];
 	int i;
 
 	start_users(_metadata, self);
-	EXPECT_EQ(-EWOULDBLOCK, delete_module("tern_vfio_pci"));
-	EXPECT_EQ(-EWOULDBLOCK, delete_module("tern_pf"));
+	EXPECT_EQ(-err, event(self->e.pf));
 	for (i = 0; i < NR_VFS; i++)
 		before[i] = __atomic_load_n(&self->u[i].migrations,
 					    __ATOMIC_RELAXED);
-	usleep(LEAD_MS * 1000);
+	usleep(2 * LEAD_MS * 1000);
 	for (i = 0; i < NR_VFS; i++)
 		__atomic_store_n(&self->u[i].stop, true, __ATOMIC_RELAXED);
 	ASSERT_TRUE(users_done(self, now_ms() + HANG_MS));
 	for (i = 0; i < NR_VFS; i++) {
-		/* Still migrating after the refused rmmod. */
+		/* Still migrating after the refusal. */
 		EXPECT_LT(before[i], self->u[i].migrations);
 		EXPECT_EQ(0, self->u[i].err);
 	}
 	vfio_container_close(&self->e.c);
-	EXPECT_EQ(0, delete_module("tern_vfio_pci"));
-	EXPECT_EQ(0, delete_module("tern_pf"));
+	EXPECT_EQ(0, event(self->e.pf));
 }
 
 static int rounds(void)
@@ -256,11 +262,11 @@ TEST_F_TIMEOUT(lifecycle, events_mid_migration, 1500)
 	int r, n = rounds();
 
 	for (r = 0; r < n; r++) {
-		pf_event(_metadata, self, EV_UNBIND);
+		unbind_event(_metadata, self);
 		back(_metadata, self);
-		pf_event(_metadata, self, EV_NUMVFS);
+		refused_in_use(_metadata, self, disable_vfs, EBUSY);
 		back(_metadata, self);
-		rmmod_event(_metadata, self);
+		refused_in_use(_metadata, self, rmmod_both, EWOULDBLOCK);
 		back(_metadata, self);
 	}
 	/* Whether every user saw ERROR or ENODEV is the test's result. */

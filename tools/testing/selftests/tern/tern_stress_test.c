@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Threads race migration state changes, data fd reads, writes and
- * closes, precopy and size queries, DMA logging, whole migrations,
- * VFIO resets and FLRs on four VFs for a minute (reliability.rst, R3;
+ * On each of four VFs, one thread migrates the VF into itself in a loop
+ * while another races migration state changes, data fd reads, writes
+ * and closes, precopy and size queries, DMA logging, whole migrations,
+ * VFIO resets and FLRs, for a minute (reliability.rst, R3;
  * TERN_STRESS_MS shortens it).  Errors are expected; what must hold is
  * that no operation hangs (a watchdog names one stuck for a minute),
  * every VF comes back with a reset and migrates afterwards, and the
@@ -50,6 +51,7 @@ struct racer {
 	unsigned int seed;
 	uint64_t end;
 	unsigned long ops;
+	bool migrator;			/* only migrates its VF, in a loop */
 	unsigned long migrations;	/* completed save + load pairs */
 	uint64_t op_start;		/* now_ms() when the current op began */
 };
@@ -191,7 +193,10 @@ static void *race(void *arg)
 
 	while (buf && now_ms() < r->end) {
 		__atomic_store_n(&r->op_start, now_ms(), __ATOMIC_RELAXED);
-		race_once(r, buf, (rand_r(&r->seed) % 16 + 1) << 12);
+		if (r->migrator)
+			migrate(r);
+		else
+			race_once(r, buf, (rand_r(&r->seed) % 16 + 1) << 12);
 		__atomic_store_n(&r->op_start, 0, __ATOMIC_RELAXED);
 		r->ops++;
 	}
@@ -277,6 +282,8 @@ TEST_F_TIMEOUT(stress, race, 300)
 		r[i].end = end;
 		r[i].ops = 0;
 		r[i].migrations = 0;
+		/* Per VF one thread races, one migrates. */
+		r[i].migrator = i >= NR_VFS;
 		r[i].op_start = 0;
 		ASSERT_EQ(0, pthread_create(&t[i], NULL, race, &r[i]));
 	}
