@@ -14,7 +14,7 @@
 #include <linux/types.h>
 
 #define TERN_STREAM_MAGIC		0x4d4e5254	/* "TRNM" */
-#define TERN_STREAM_VERSION		1
+#define TERN_STREAM_VERSION		2
 
 /*
  * The stream header: the identity and configuration of the source VF,
@@ -30,7 +30,7 @@ struct tern_stream_hdr {
 	__le16	nr_queues;	/* VF descriptor queues */
 	__le64	devmem_size;	/* bytes of VF device memory */
 	__le32	flags;		/* 0 */
-	__le32	rsvd0;
+	__le32	rsvd0;		/* 0, as are rsvd1 and rsvd2 */
 	__le64	rsvd1[4];
 	__le32	rsvd2;
 	__le32	crc;		/* CRC32C of the header with crc = 0 */
@@ -52,11 +52,11 @@ struct tern_stream_hdr {
 
 struct tern_stream_rec {
 	__le16	type;		/* TERN_REC_* */
-	__le16	flags;		/* TERN_REC_F_* */
+	__le16	flags;		/* TERN_REC_F_*; 0 but in IMAGE records */
 	__le32	length;		/* payload bytes, <= TERN_REC_MAX_PAYLOAD */
 	__le64	offset;		/* IMAGE: payload offset in its image; else 0 */
 	__le32	seq;		/* 0 for the first record, then +1 */
-	__le32	crc;		/* CRC32C of the payload */
+	__le32	crc;		/* CRC32C of this header, crc = 0, and payload */
 };
 
 #define TERN_STREAM_REC_SIZE		24

@@ -15,6 +15,8 @@
 #include <linux/crc32c.h>
 #include <linux/file.h>
 #include <linux/highmem.h>
+#include <linux/poll.h>
+#include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/utsname.h>
@@ -52,7 +54,8 @@ static int tern_buf_alloc(struct tern_buf *b, unsigned int nr_pages)
 	if (!b->pages)
 		return -ENOMEM;
 	for (i = 0; i < nr_pages; i++) {
-		b->pages[i] = alloc_page(GFP_KERNEL_ACCOUNT);
+		/* Zeroed: a device that writes short must not leak old data. */
+		b->pages[i] = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 		if (!b->pages[i]) {
 			ret = -ENOMEM;
 			goto err;
@@ -129,6 +132,7 @@ static void mig_file_disable(struct tern_mig_file *migf)
 	mutex_lock(&migf->lock);
 	WRITE_ONCE(migf->disabled, true);
 	mutex_unlock(&migf->lock);
+	wake_up_interruptible(&migf->poll_wait);
 }
 
 /* 0 if I/O on the file may go on; called with migf->lock held. */
@@ -142,10 +146,13 @@ static int mig_file_usable(struct tern_mig_file *migf)
 static int mig_file_release(struct inode *inode, struct file *filp)
 {
 	struct tern_mig_file *migf = filp->private_data;
+	struct vfio_device *vdev = &migf->tvdev->core.vdev;
 
 	tern_buf_free(&migf->buf);
 	mutex_destroy(&migf->lock);
 	kfree(migf);
+	/* May free the device, if it was unregistered meanwhile. */
+	put_device(&vdev->device);
 	return 0;
 }
 
@@ -160,6 +167,7 @@ mig_file_new(struct tern_vfio_dev *tvdev, const struct file_operations *fops,
 	if (!migf)
 		return ERR_PTR(-ENOMEM);
 	mutex_init(&migf->lock);
+	init_waitqueue_head(&migf->poll_wait);
 	migf->tvdev = tvdev;
 
 	ret = tern_buf_alloc(&migf->buf, nr_pages);
@@ -171,6 +179,13 @@ mig_file_new(struct tern_vfio_dev *tvdev, const struct file_operations *fops,
 		goto err_buf;
 	}
 	stream_open(migf->filp->f_inode, migf->filp);
+	/*
+	 * The file may outlive the device's registration (the user closes
+	 * the device fd and the VF is unbound): keep its memory, and so
+	 * tvdev, until release(); a reference on the struct device does not
+	 * hold up vfio_unregister_group_dev().
+	 */
+	get_device(&tvdev->core.vdev.device);
 	return migf;
 
 err_buf:
@@ -208,8 +223,10 @@ void tern_mig_release_files(struct tern_vfio_dev *tvdev)
  */
 static void tern_mig_kill_files(struct tern_vfio_dev *tvdev)
 {
-	if (tvdev->saving)
+	if (tvdev->saving) {
 		WRITE_ONCE(tvdev->saving->disabled, true);
+		wake_up_interruptible(&tvdev->saving->poll_wait);
+	}
 	if (tvdev->resuming)
 		WRITE_ONCE(tvdev->resuming->disabled, true);
 }
@@ -233,8 +250,25 @@ static void save_queue(struct tern_mig_file *migf, const void *data, u32 len)
 	migf->queue_len += len;
 }
 
+/*
+ * The running CRC-32C of a record header with its crc field zeroed: a
+ * record's CRC covers its header and its payload, so that no byte of the
+ * stream goes unchecked.
+ */
+static u32 rec_hdr_crc(const struct tern_stream_rec *rec)
+{
+	struct tern_stream_rec r = *rec;
+
+	r.crc = 0;
+	return crc32c(~0, &r, sizeof(r));
+}
+
+/*
+ * Queue a record header; its payload is @payload, queued after it, or
+ * (@payload NULL) the first @len bytes of migf->buf.
+ */
 static void save_queue_rec(struct tern_mig_file *migf, u16 type, u16 flags,
-			   u64 offset, u32 len, u32 crc)
+			   u64 offset, u32 len, const void *payload)
 {
 	struct tern_stream_rec rec = {
 		.type = cpu_to_le16(type),
@@ -242,10 +276,16 @@ static void save_queue_rec(struct tern_mig_file *migf, u16 type, u16 flags,
 		.length = cpu_to_le32(len),
 		.offset = cpu_to_le64(offset),
 		.seq = cpu_to_le32(migf->seq++),
-		.crc = cpu_to_le32(crc),
 	};
+	u32 crc = rec_hdr_crc(&rec);
 
+	crc = payload ? crc32c(crc, payload, len) :
+			tern_buf_crc(&migf->buf, crc, 0, len);
+	rec.crc = cpu_to_le32(~crc);
 	save_queue(migf, &rec, sizeof(rec));
+	if (payload)
+		save_queue(migf, payload, len);
+	migf->produced += sizeof(rec) + len;
 }
 
 /* The stream header and a SOURCE record naming the source. */
@@ -257,12 +297,31 @@ static void save_queue_start(struct tern_mig_file *migf)
 
 	tern_stream_make_hdr(migf->tvdev, &hdr);
 	save_queue(migf, &hdr, sizeof(hdr));
+	migf->produced += sizeof(hdr);
 	len = snprintf(src, sizeof(src), "tern_vfio_pci on Linux %s",
 		       init_utsname()->release);
 	len = min_t(u32, len + 1, sizeof(src));
-	save_queue_rec(migf, TERN_REC_SOURCE, 0, 0, len,
-		       ~crc32c(~0, src, len));
-	save_queue(migf, src, len);
+	save_queue_rec(migf, TERN_REC_SOURCE, 0, 0, len, src);
+}
+
+/*
+ * The device's answer to a save of the chunk at @off must describe the
+ * image it began: a device that lies would corrupt the stream and the
+ * byte accounting.
+ */
+static int save_check_xfer(struct tern_mig_file *migf, u64 off,
+			   const struct tern_vf_xfer *x)
+{
+	bool size_ok = !migf->image_open || x->image_size == migf->image_size;
+
+	if (x->bytes && x->bytes <= TERN_CHUNK_SIZE && size_ok &&
+	    x->image_size >= off + x->bytes &&
+	    x->more == (off + x->bytes < x->image_size))
+		return 0;
+	dev_err_ratelimited(mig_dev(migf), "device returned %u bytes at %llu of a %llu-byte image (was %llu), more=%d\n",
+			    x->bytes, off, x->image_size,
+			    migf->image_open ? migf->image_size : 0, x->more);
+	return -EIO;
 }
 
 /* Read the next chunk of the open image, or take a new image. */
@@ -283,25 +342,26 @@ static int save_next_chunk(struct tern_mig_file *migf)
 			   TERN_CHUNK_SIZE, &x);
 	if (ret)
 		return ret;
-	if (!x.bytes || x.image_size < off + x.bytes) {
-		dev_err(mig_dev(migf), "device returned %u bytes at %llu of a %llu-byte image\n",
-			x.bytes, off, x.image_size);
-		return -EIO;
-	}
+	ret = save_check_xfer(migf, off, &x);
+	if (ret)
+		return ret;
 	if (!migf->image_open) {
 		migf->image_open = true;
 		migf->image_size = x.image_size;
 		migf->nr_images++;
 		migf->image_bytes += x.image_size;
-		migf->committed += tern_image_stream_bytes(x.image_size);
 	}
 	save_queue_rec(migf, TERN_REC_IMAGE, off ? 0 : TERN_REC_F_FIRST, off,
-		       x.bytes, ~tern_buf_crc(&migf->buf, ~0, 0, x.bytes));
+		       x.bytes, NULL);
 	migf->payload_len = x.bytes;
 	migf->payload_off = 0;
 	migf->image_off = off + x.bytes;
-	if (!x.more)
+	if (!x.more) {
 		migf->image_open = false;
+		/* The initial data ends with the first image. */
+		if (migf->nr_images == 1)
+			migf->initial_end = migf->produced;
+	}
 	return 0;
 }
 
@@ -313,10 +373,7 @@ static void save_queue_end(struct tern_mig_file *migf)
 		.image_bytes = cpu_to_le64(migf->image_bytes),
 	};
 
-	save_queue_rec(migf, TERN_REC_END, 0, 0, sizeof(end),
-		       ~crc32c(~0, &end, sizeof(end)));
-	save_queue(migf, &end, sizeof(end));
-	migf->committed += TERN_STREAM_REC_SIZE + sizeof(end);
+	save_queue_rec(migf, TERN_REC_END, 0, 0, sizeof(end), &end);
 	migf->end_queued = true;
 }
 
@@ -334,6 +391,18 @@ static int save_pending(struct tern_mig_file *migf, u64 *bytes)
 	if (incr > TERN_IMAGE_HDR_SIZE + TERN_IMAGE_REGS_SIZE)
 		*bytes = incr;
 	return 0;
+}
+
+/*
+ * Stream bytes produced and not yet read, plus an estimate of what the
+ * rest of the open image will add (whole chunks; a device may send
+ * shorter ones, which the count then catches up with).
+ */
+static u64 save_ahead(struct tern_mig_file *migf)
+{
+	u64 rest = migf->image_open ? migf->image_size - migf->image_off : 0;
+
+	return migf->produced - migf->pos + tern_image_stream_bytes(rest);
 }
 
 /*
@@ -394,12 +463,49 @@ static ssize_t save_copy_out(struct tern_mig_file *migf, char __user *ubuf,
 	return done;
 }
 
+/* Bytes of the stream are buffered in the file. */
+static bool save_buffered(struct tern_mig_file *migf)
+{
+	return migf->queue_off < migf->queue_len ||
+	       migf->payload_off < migf->payload_len;
+}
+
+/*
+ * Fill the user's buffer, one device command at a time.  A fatal signal
+ * ends the loop between commands (-EINTR, the stream intact); an -EINTR
+ * of the PF's (a command abandoned, its outcome unknown) is an error.
+ */
+static int save_fill(struct tern_mig_file *migf, char __user *ubuf,
+		     size_t len, size_t *done)
+{
+	ssize_t n;
+	int ret;
+
+	while (len) {
+		n = save_copy_out(migf, ubuf + *done, len);
+		if (n < 0)
+			return n;
+		if (n) {
+			*done += n;
+			len -= n;
+			continue;
+		}
+		if (fatal_signal_pending(current))
+			return -ERESTARTSYS;
+		/* A reset may have ended the file meanwhile. */
+		ret = READ_ONCE(migf->disabled) ? -ENODEV : save_produce(migf);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static ssize_t save_read(struct file *filp, char __user *ubuf, size_t len,
 			 loff_t *pos)
 {
 	struct tern_mig_file *migf = filp->private_data;
-	ssize_t done = 0, n;
-	int ret = 0;
+	size_t done = 0;
+	int ret;
 
 	if (pos)
 		return -ESPIPE;
@@ -408,48 +514,59 @@ static ssize_t save_read(struct file *filp, char __user *ubuf, size_t len,
 	ret = mig_file_usable(migf);
 	if (ret)
 		goto out;
-	while (len) {
-		n = save_copy_out(migf, ubuf + done, len);
-		if (n < 0) {
-			ret = n;
-			break;
-		}
-		if (n) {
-			done += n;
-			len -= n;
-			continue;
-		}
-		/* A reset may have ended the file meanwhile. */
-		ret = READ_ONCE(migf->disabled) ? -ENODEV : save_produce(migf);
-		if (ret)
-			break;
-	}
+	ret = save_fill(migf, ubuf, len, &done);
 	migf->pos += done;
 	if (ret == TERN_EOF || (ret == -ENOMSG && done))
 		ret = 0;
-	if (ret && ret != -ENOMSG && ret != -EFAULT) {
-		dev_err(mig_dev(migf), "saving failed at stream byte %llu: %d\n",
-			migf->pos, ret);
+	if (ret == -ERESTARTSYS)
+		ret = -EINTR;
+	else if (ret && ret != -ENOMSG && ret != -EFAULT)
 		migf->error = ret;
+	if (migf->error) {
+		dev_err_ratelimited(mig_dev(migf), "saving failed at stream byte %llu: %d\n",
+				    migf->pos, ret);
+		wake_up_interruptible(&migf->poll_wait);
 	}
 out:
 	mutex_unlock(&migf->lock);
-	return done ? done : ret;
+	return done ? (ssize_t)done : ret;
+}
+
+/*
+ * Readable while stream bytes are buffered or an image is half read, and
+ * always once the VF is frozen (STOP_COPY: read() returns data or 0 at
+ * the end).  In PRE_COPY nothing tells the driver when the VF changes
+ * its state, so a waiter at the temporary end of data is woken only by
+ * an arc or the end of the file.
+ */
+static __poll_t save_poll(struct file *filp, struct poll_table_struct *wait)
+{
+	struct tern_mig_file *migf = filp->private_data;
+	__poll_t mask = 0;
+
+	poll_wait(filp, &migf->poll_wait, wait);
+	mutex_lock(&migf->lock);
+	if (mig_file_usable(migf))
+		mask = EPOLLERR;
+	else if (migf->final || migf->image_open || save_buffered(migf))
+		mask = EPOLLIN | EPOLLRDNORM;
+	mutex_unlock(&migf->lock);
+	return mask;
 }
 
 static long save_precopy_info(struct tern_mig_file *migf,
 			      struct vfio_precopy_info *info)
 {
-	u64 outstanding, pending = 0;
+	u64 ahead, pending = 0;
 	int ret;
 
-	ret = mig_file_usable(migf);
-	if (ret)
-		return ret;
-
-	outstanding = migf->committed - migf->pos;
-	info->initial_bytes = migf->initial_bytes > migf->pos ?
-			      migf->initial_bytes - migf->pos : 0;
+	ahead = save_ahead(migf);
+	/* Until the first image is complete, everything is initial data. */
+	if (!migf->initial_end)
+		info->initial_bytes = ahead;
+	else
+		info->initial_bytes = migf->initial_end > migf->pos ?
+				      migf->initial_end - migf->pos : 0;
 	if (!migf->image_open && !migf->final) {
 		ret = save_pending(migf, &pending);
 		if (ret)
@@ -457,7 +574,8 @@ static long save_precopy_info(struct tern_mig_file *migf,
 		if (pending)
 			pending = tern_image_stream_bytes(pending);
 	}
-	info->dirty_bytes = outstanding - info->initial_bytes + pending;
+	/* produced >= initial_end, so this never wraps. */
+	info->dirty_bytes = ahead - info->initial_bytes + pending;
 	return 0;
 }
 
@@ -476,16 +594,19 @@ static long save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	if (info.argsz < minsz)
 		return -EINVAL;
 
+	/*
+	 * tvdev lives as long as the file, but once the file is disabled
+	 * the device may be closed, unregistered or in another session.
+	 */
 	tern_state_lock(tvdev);
-	if (tvdev->mig_state != VFIO_DEVICE_STATE_PRE_COPY &&
-	    tvdev->mig_state != VFIO_DEVICE_STATE_PRE_COPY_P2P) {
-		ret = -EINVAL;
-		goto out;
-	}
 	mutex_lock(&migf->lock);
-	ret = save_precopy_info(migf, &info);
+	ret = mig_file_usable(migf);
+	if (!ret && tvdev->mig_state != VFIO_DEVICE_STATE_PRE_COPY &&
+	    tvdev->mig_state != VFIO_DEVICE_STATE_PRE_COPY_P2P)
+		ret = -EINVAL;
+	if (!ret)
+		ret = save_precopy_info(migf, &info);
 	mutex_unlock(&migf->lock);
-out:
 	tern_state_unlock(tvdev);
 	if (ret)
 		return ret;
@@ -496,6 +617,7 @@ out:
 static const struct file_operations tern_save_fops = {
 	.owner = THIS_MODULE,
 	.read = save_read,
+	.poll = save_poll,
 	.unlocked_ioctl = save_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.release = mig_file_release,
@@ -521,9 +643,7 @@ static struct tern_mig_file *save_file_new(struct tern_vfio_dev *tvdev,
 	migf->final = !precopy;
 	migf->final_taken = !precopy;
 	save_queue_start(migf);
-	migf->committed = migf->queue_len;
 	ret = save_next_chunk(migf);
-	migf->initial_bytes = migf->committed;
 	mutex_unlock(&migf->lock);
 	if (ret) {
 		fput(migf->filp);
@@ -545,45 +665,51 @@ static int resume_check_rec(struct tern_mig_file *migf)
 	struct device *dev = mig_dev(migf);
 
 	if (seq != migf->seq) {
-		dev_err(dev, "stream: record %u arrived where %u was due\n",
-			seq, migf->seq);
+		dev_err_ratelimited(dev, "stream: record %u arrived where %u was due\n",
+				    seq, migf->seq);
 		return -EILSEQ;
 	}
 	if (len > TERN_REC_MAX_PAYLOAD) {
-		dev_err(dev, "stream: record %u has %u bytes, more than %u\n",
-			seq, len, TERN_REC_MAX_PAYLOAD);
+		dev_err_ratelimited(dev, "stream: record %u has %u bytes, more than %u\n",
+				    seq, len, TERN_REC_MAX_PAYLOAD);
 		return -EMSGSIZE;
 	}
 
 	switch (type) {
 	case TERN_REC_IMAGE:
 		if (!len || flags & ~TERN_REC_F_FIRST) {
-			dev_err(dev, "stream: image record %u: bad length %u or flags 0x%x\n",
-				seq, len, flags);
+			dev_err_ratelimited(dev, "stream: image record %u: bad length %u or flags 0x%x\n",
+					    seq, len, flags);
 			return -EINVAL;
 		}
 		if ((flags & TERN_REC_F_FIRST) ?
 		    off || migf->image_open :
 		    !migf->image_open || off != migf->image_off) {
-			dev_err(dev, "stream: image record %u at offset %llu is out of order\n",
-				seq, off);
+			dev_err_ratelimited(dev, "stream: image record %u at offset %llu is out of order\n",
+					    seq, off);
 			return -EILSEQ;
 		}
 		return 0;
 	case TERN_REC_END:
 		if (len != TERN_STREAM_END_SIZE || flags || off) {
-			dev_err(dev, "stream: malformed END record\n");
+			dev_err_ratelimited(dev, "stream: malformed END record\n");
 			return -EINVAL;
 		}
 		if (migf->image_open) {
-			dev_err(dev, "stream: END inside an image\n");
+			dev_err_ratelimited(dev, "stream: END inside an image\n");
 			return -EILSEQ;
 		}
 		return 0;
 	default:
+		/* Only IMAGE records use the flags and the offset. */
+		if (flags || off) {
+			dev_err_ratelimited(dev, "stream: record %u of type 0x%04x: flags 0x%x, offset %llu\n",
+					    seq, type, flags, off);
+			return -EINVAL;
+		}
 		if (!(type & TERN_REC_OPTIONAL)) {
-			dev_err(dev, "stream: unknown mandatory record type 0x%04x\n",
-				type);
+			dev_err_ratelimited(dev, "stream: unknown mandatory record type 0x%04x\n",
+					    type);
 			return -EPROTO;
 		}
 		return 0;	/* skipped */
@@ -600,13 +726,13 @@ static int resume_load_image(struct tern_mig_file *migf, u32 len)
 	ret = tern_vf_load(migf->tvdev->vf, first, le64_to_cpu(rec->offset),
 			   &migf->buf.sgt, len, &x);
 	if (ret) {
-		dev_err(mig_dev(migf), "stream: the device rejected image record %u: %d\n",
-			le32_to_cpu(rec->seq), ret);
+		dev_err_ratelimited(mig_dev(migf), "stream: the device rejected image record %u: %d\n",
+				    le32_to_cpu(rec->seq), ret);
 		return ret;
 	}
 	if (x.bytes != len || (!x.more && !x.applied)) {
-		dev_err(mig_dev(migf), "stream: image record %u runs past its image\n",
-			le32_to_cpu(rec->seq));
+		dev_err_ratelimited(mig_dev(migf), "stream: image record %u runs past its image\n",
+				    le32_to_cpu(rec->seq));
 		return -EMSGSIZE;
 	}
 	migf->image_open = !x.applied;
@@ -631,8 +757,8 @@ static int resume_end(struct tern_mig_file *migf)
 	if (le32_to_cpu(end.nr_records) != migf->seq ||
 	    le32_to_cpu(end.nr_images) != migf->nr_images ||
 	    le64_to_cpu(end.image_bytes) != migf->image_bytes) {
-		dev_err(mig_dev(migf), "stream: END record does not match the stream (%u records, %u images)\n",
-			migf->seq, migf->nr_images);
+		dev_err_ratelimited(mig_dev(migf), "stream: END record does not match the stream (%u records, %u images)\n",
+				    migf->seq, migf->nr_images);
 		return -EBADMSG;
 	}
 	migf->ended = true;
@@ -647,8 +773,8 @@ static int resume_rec_done(struct tern_mig_file *migf)
 	int ret = 0;
 
 	if (~migf->crc != le32_to_cpu(rec->crc)) {
-		dev_err(mig_dev(migf), "stream: record %u fails its CRC\n",
-			le32_to_cpu(rec->seq));
+		dev_err_ratelimited(mig_dev(migf), "stream: record %u fails its CRC\n",
+				    le32_to_cpu(rec->seq));
 		return -EBADMSG;
 	}
 	switch (le16_to_cpu(rec->type)) {
@@ -701,7 +827,7 @@ static ssize_t resume_consume(struct tern_mig_file *migf,
 	int ret;
 
 	if (migf->ended) {
-		dev_err(mig_dev(migf), "stream: data after the END record\n");
+		dev_err_ratelimited(mig_dev(migf), "stream: data after the END record\n");
 		return -EINVAL;
 	}
 	if (migf->in_rec) {
@@ -733,7 +859,7 @@ static ssize_t resume_consume(struct tern_mig_file *migf,
 		return ret;
 	migf->in_rec = true;
 	migf->rec_got = 0;
-	migf->crc = ~0;
+	migf->crc = rec_hdr_crc(&migf->rec);
 check_done:
 	if (migf->rec_got == le32_to_cpu(migf->rec.length)) {
 		ret = resume_rec_done(migf);
@@ -771,6 +897,9 @@ static ssize_t resume_write(struct file *filp, const char __user *ubuf,
 	/* A stream that failed validation stays failed. */
 	if (ret && ret != -EFAULT)
 		migf->error = ret;
+	/* The bytes before a fault were taken: the writer must not resend. */
+	if (ret == -EFAULT && done)
+		ret = 0;
 out:
 	mutex_unlock(&migf->lock);
 	return ret ? ret : done;
@@ -791,8 +920,8 @@ static int resume_finish(struct tern_mig_file *migf)
 	if (migf->error) {
 		ret = migf->error;
 	} else if (!migf->ended || !migf->applied) {
-		dev_err(mig_dev(migf), "stream: ended after %llu bytes, before its END record\n",
-			migf->pos);
+		dev_err_ratelimited(mig_dev(migf), "stream: ended after %llu bytes, before its END record\n",
+				    migf->pos);
 		ret = -ENODATA;
 	}
 	mutex_unlock(&migf->lock);
@@ -806,7 +935,9 @@ static int resume_finish(struct tern_mig_file *migf)
 /* Device errors that leave the VF in an unknown state. */
 static bool tern_err_fatal(int err)
 {
-	return err == -ETIMEDOUT || err == -EIO || err == -ENODEV;
+	/* -EINTR: a killed waiter abandoned its command, outcome unknown. */
+	return err == -ETIMEDOUT || err == -EIO || err == -ENODEV ||
+	       err == -EINTR;
 }
 
 static struct file *tern_save_start(struct tern_vfio_dev *tvdev, bool precopy)
@@ -832,6 +963,8 @@ static int tern_precopy_stop(struct tern_vfio_dev *tvdev)
 	mutex_lock(&migf->lock);
 	migf->final = true;
 	mutex_unlock(&migf->lock);
+	/* Frozen: the rest of the stream can be read now. */
+	wake_up_interruptible(&migf->poll_wait);
 	return 0;
 }
 
@@ -909,18 +1042,35 @@ static struct file *tern_step(struct tern_vfio_dev *tvdev,
 	return ERR_PTR(-EINVAL);
 }
 
-/* Bytes moved so far through the open data fd, for the tracepoint. */
+/*
+ * Bytes moved so far through the open data fd, for the tracepoint: only
+ * when it is on, as it waits for a read() or write() in progress.
+ */
 static u64 tern_stream_pos(struct tern_vfio_dev *tvdev)
 {
 	struct tern_mig_file *migf = tvdev->saving ?: tvdev->resuming;
 	u64 pos;
 
-	if (!migf)
+	if (!migf || !trace_tern_vfio_arc_enabled())
 		return 0;
 	mutex_lock(&migf->lock);
 	pos = migf->pos;
 	mutex_unlock(&migf->lock);
 	return pos;
+}
+
+/* An arc failed; a VF in an unknown state is in ERROR.  Returns @err. */
+static int tern_arc_failed(struct tern_vfio_dev *tvdev,
+			   enum vfio_device_mig_state cur,
+			   enum vfio_device_mig_state next, int err)
+{
+	if (tern_err_fatal(err)) {
+		tern_mig_release_files(tvdev);
+		tvdev->mig_state = VFIO_DEVICE_STATE_ERROR;
+	}
+	dev_err_ratelimited(&tvdev->core.pdev->dev, "migration arc %d -> %d failed: %d\n",
+			    cur, next, err);
+	return err;
 }
 
 static struct file *tern_set_state(struct vfio_device *vdev,
@@ -944,6 +1094,10 @@ static struct file *tern_set_state(struct vfio_device *vdev,
 	/* Only a reset leaves ERROR; vfio core WARNs if asked the way. */
 	if (tvdev->mig_state == VFIO_DEVICE_STATE_ERROR)
 		res = ERR_PTR(-EINVAL);
+	/* A PF event lost the VF's migration state: the next arc fails. */
+	else if (tvdev->pf_lost)
+		res = ERR_PTR(tern_arc_failed(tvdev, tvdev->mig_state, new,
+					      -ENODEV));
 	while (!res && tvdev->mig_state != new) {
 		enum vfio_device_mig_state cur = tvdev->mig_state;
 		u64 bytes = tern_stream_pos(tvdev);
@@ -957,16 +1111,12 @@ static struct file *tern_set_state(struct vfio_device *vdev,
 		ret = PTR_ERR_OR_ZERO(res);
 		trace_tern_vfio_arc(tvdev->core.pdev, cur, next, ret, bytes);
 		if (ret) {
-			/* A VF in an unknown state is in ERROR. */
-			if (tern_err_fatal(ret)) {
-				tern_mig_release_files(tvdev);
-				tvdev->mig_state = VFIO_DEVICE_STATE_ERROR;
-			}
-			dev_err(&tvdev->core.pdev->dev, "migration arc %d -> %d failed: %d\n",
-				cur, next, ret);
+			tern_arc_failed(tvdev, cur, next, ret);
 			break;
 		}
 		tvdev->mig_state = next;
+		if (tvdev->saving)
+			wake_up_interruptible(&tvdev->saving->poll_wait);
 		if (WARN_ON(res && new != next)) {
 			fput(res);
 			res = ERR_PTR(-EINVAL);
@@ -1003,14 +1153,14 @@ static int tern_get_data_size(struct vfio_device *vdev,
 	int ret;
 
 	tern_state_lock(tvdev);
-	ret = tern_vf_query_size(tvdev->vf, &full, &incr);
+	ret = tvdev->pf_lost ? -ENODEV :
+			       tern_vf_query_size(tvdev->vf, &full, &incr);
 	if (ret)
 		goto out;
 	migf = tvdev->saving;
 	if (migf && migf->precopy) {
 		mutex_lock(&migf->lock);
-		size = migf->committed - migf->pos +
-		       tern_image_stream_bytes(incr ?: full) +
+		size = save_ahead(migf) + tern_image_stream_bytes(incr ?: full) +
 		       TERN_STREAM_REC_SIZE + TERN_STREAM_END_SIZE;
 		mutex_unlock(&migf->lock);
 	} else {
@@ -1032,40 +1182,51 @@ const struct vfio_migration_ops tern_mig_ops = {
  * Resets and PF events (the deferred-reset pattern)
  */
 
-/*
- * Take state_mutex and apply a PF event that arrived meanwhile: the
- * device may only move to ERROR on its own.
- */
+/* Take state_mutex; drop the data files a reset or PF event ended. */
 void tern_state_lock(struct tern_vfio_dev *tvdev)
 {
-	bool event;
-
 	mutex_lock(&tvdev->state_mutex);
 	tern_mig_reap_files(tvdev);
-	spin_lock(&tvdev->reset_lock);
-	event = tvdev->pf_event;
-	tvdev->pf_event = false;
-	spin_unlock(&tvdev->reset_lock);
-	if (event && tvdev->mig_state != VFIO_DEVICE_STATE_ERROR) {
-		dev_err(&tvdev->core.pdev->dev, "the PF was reset or removed: migration state lost\n");
-		tern_mig_release_files(tvdev);
-		tvdev->tracking = false;
-		tvdev->mig_state = VFIO_DEVICE_STATE_ERROR;
-	}
 }
 
-/* Release state_mutex, first carrying out a reset that was deferred. */
+/*
+ * A PF event: the VF's suspension, open save or load and dirty tracking
+ * are gone.  vfio.h lets no device change state on its own, so mig_state
+ * stays until the user's next SET_STATE fails into ERROR; the data files
+ * end now and every other command fails until a reset or close.
+ */
+static void tern_pf_lost(struct tern_vfio_dev *tvdev)
+{
+	if (!tvdev->pf_lost)
+		dev_warn_ratelimited(&tvdev->core.pdev->dev, "the PF was reset or removed: migration state lost\n");
+	tern_mig_kill_files(tvdev);
+	tvdev->tracking = false;
+	tvdev->pf_lost = true;
+}
+
+/*
+ * Release state_mutex, first carrying out a PF event or a reset that
+ * arrived meanwhile (a PF event first: a reset that follows undoes it).
+ */
 void tern_state_unlock(struct tern_vfio_dev *tvdev)
 {
 again:
 	spin_lock(&tvdev->reset_lock);
-	if (tvdev->deferred_reset) {
-		tvdev->deferred_reset = false;
-		/* A reset also clears what a PF event left behind. */
+	if (tvdev->pf_event) {
 		tvdev->pf_event = false;
 		spin_unlock(&tvdev->reset_lock);
+		tern_pf_lost(tvdev);
+		goto again;
+	}
+	if (tvdev->deferred_reset) {
+		tvdev->deferred_reset = false;
+		spin_unlock(&tvdev->reset_lock);
 		tern_mig_kill_files(tvdev);
-		tvdev->tracking = false;
+		tvdev->pf_lost = false;
+		/*
+		 * Dirty tracking outlives a VF reset (the device keeps it
+		 * across an FLR): a guest's FLR must not end the VMM's log.
+		 */
 		tvdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
 		goto again;
 	}

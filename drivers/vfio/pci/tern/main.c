@@ -8,6 +8,8 @@
  * held while the VFIO device is open.
  */
 
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/module.h>
 #include <linux/pci.h>
 
@@ -23,14 +25,28 @@ static bool precopy = true;
 module_param(precopy, bool, 0444);
 MODULE_PARM_DESC(precopy, "offer PRE_COPY (default on)");
 
+/*
+ * Note a reset or PF event for tern_state_unlock() to act on: now if
+ * state_mutex is free, else when its holder lets go.  The callers hold
+ * locks that a holder of state_mutex may wait for: never block here.
+ */
+static void tern_defer(struct tern_vfio_dev *tvdev, bool *flag)
+{
+	spin_lock(&tvdev->reset_lock);
+	*flag = true;
+	if (!mutex_trylock(&tvdev->state_mutex)) {
+		spin_unlock(&tvdev->reset_lock);
+		return;
+	}
+	spin_unlock(&tvdev->reset_lock);
+	tern_state_unlock(tvdev);
+}
+
 static void tern_vfio_pf_event(void *priv, enum tern_vf_event event)
 {
 	struct tern_vfio_dev *tvdev = priv;
 
-	/* Acted on under state_mutex by tern_state_lock(). */
-	spin_lock(&tvdev->reset_lock);
-	tvdev->pf_event = true;
-	spin_unlock(&tvdev->reset_lock);
+	tern_defer(tvdev, &tvdev->pf_event);
 }
 
 /* Read the VF's limits once, through a handle held just for that. */
@@ -126,6 +142,7 @@ static int tern_vfio_open_device(struct vfio_device *vdev)
 	tvdev->vf = vf;
 	tvdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	tvdev->tracking = false;
+	tvdev->pf_lost = false;
 	spin_lock(&tvdev->reset_lock);
 	tvdev->deferred_reset = false;
 	tvdev->pf_event = false;
@@ -146,8 +163,8 @@ static void tern_vfio_close_device(struct vfio_device *vdev)
 		if (tvdev->tracking)
 			tern_vf_dirty_stop(tvdev->vf);
 		tvdev->tracking = false;
-		/* Leave the VF running for its next user. */
-		if (tern_vf_suspended(tvdev->mig_state))
+		/* Leave the VF running for its next user (a PF reset did). */
+		if (tern_vf_suspended(tvdev->mig_state) && !tvdev->pf_lost)
 			tern_vf_resume(tvdev->vf);
 		tvdev->mig_state = VFIO_DEVICE_STATE_RUNNING;
 		tern_vf_put(tvdev->vf);
@@ -227,15 +244,7 @@ static void tern_vfio_reset_done(struct pci_dev *pdev)
 
 	if (!core->vdev.mig_ops)
 		return;
-	spin_lock(&tvdev->reset_lock);
-	tvdev->deferred_reset = true;
-	/* The holder of state_mutex will do it when it lets go. */
-	if (!mutex_trylock(&tvdev->state_mutex)) {
-		spin_unlock(&tvdev->reset_lock);
-		return;
-	}
-	spin_unlock(&tvdev->reset_lock);
-	tern_state_unlock(tvdev);
+	tern_defer(tvdev, &tvdev->deferred_reset);
 }
 
 static const struct pci_device_id tern_vfio_ids[] = {
@@ -259,7 +268,21 @@ static struct pci_driver tern_vfio_driver = {
 	.dev_groups = tern_vfio_groups,
 	.driver_managed_dma = true,
 };
-module_pci_driver(tern_vfio_driver);
+
+static int __init tern_vfio_init(void)
+{
+	/* vfio core reports device dirty pages only through iommufd. */
+	if (!IS_ENABLED(CONFIG_IOMMUFD_DRIVER))
+		pr_info("kernel without IOMMUFD_DRIVER: no device dirty tracking offered\n");
+	return pci_register_driver(&tern_vfio_driver);
+}
+module_init(tern_vfio_init);
+
+static void __exit tern_vfio_exit(void)
+{
+	pci_unregister_driver(&tern_vfio_driver);
+}
+module_exit(tern_vfio_exit);
 
 MODULE_IMPORT_NS(IOMMUFD);
 MODULE_DESCRIPTION("vfio-pci variant driver for tern VFs, with live migration");

@@ -48,52 +48,53 @@ int tern_stream_check_hdr(struct tern_vfio_dev *tvdev,
 	struct tern_stream_hdr mine;
 
 	if (le32_to_cpu(hdr->magic) != TERN_STREAM_MAGIC) {
-		dev_err(dev, "stream: not a tern migration stream (magic 0x%08x)\n",
-			le32_to_cpu(hdr->magic));
+		dev_err_ratelimited(dev, "stream: not a tern migration stream (magic 0x%08x)\n",
+				    le32_to_cpu(hdr->magic));
 		return -EPROTO;
 	}
 	if (le32_to_cpu(hdr->crc) != hdr_crc(hdr)) {
-		dev_err(dev, "stream: header fails its CRC\n");
+		dev_err_ratelimited(dev, "stream: header fails its CRC\n");
 		return -EBADMSG;
 	}
 	if (le16_to_cpu(hdr->version) != TERN_STREAM_VERSION) {
-		dev_err(dev, "stream: version %u, this driver reads %u\n",
-			le16_to_cpu(hdr->version), TERN_STREAM_VERSION);
+		dev_err_ratelimited(dev, "stream: version %u, this driver reads %u\n",
+				    le16_to_cpu(hdr->version), TERN_STREAM_VERSION);
 		return -EPROTONOSUPPORT;
 	}
 	if (le16_to_cpu(hdr->hdr_size) != TERN_STREAM_HDR_SIZE) {
-		dev_err(dev, "stream: header size %u, expected %u\n",
-			le16_to_cpu(hdr->hdr_size), TERN_STREAM_HDR_SIZE);
+		dev_err_ratelimited(dev, "stream: header size %u, expected %u\n",
+				    le16_to_cpu(hdr->hdr_size), TERN_STREAM_HDR_SIZE);
 		return -EMSGSIZE;
 	}
 
 	tern_stream_make_hdr(tvdev, &mine);
 	if (hdr->vendor != mine.vendor || hdr->device != mine.device) {
-		dev_err(dev, "stream: from a %04x:%04x, this is a %04x:%04x\n",
-			le16_to_cpu(hdr->vendor), le16_to_cpu(hdr->device),
-			le16_to_cpu(mine.vendor), le16_to_cpu(mine.device));
+		dev_err_ratelimited(dev, "stream: from a %04x:%04x, this is a %04x:%04x\n",
+				    le16_to_cpu(hdr->vendor), le16_to_cpu(hdr->device),
+				    le16_to_cpu(mine.vendor), le16_to_cpu(mine.device));
 		return -EINVAL;
 	}
 	if (hdr->image_version != mine.image_version) {
-		dev_err(dev, "stream: device image version %u, this VF takes %u\n",
-			le16_to_cpu(hdr->image_version),
-			le16_to_cpu(mine.image_version));
+		dev_err_ratelimited(dev, "stream: device image version %u, this VF takes %u\n",
+				    le16_to_cpu(hdr->image_version),
+				    le16_to_cpu(mine.image_version));
 		return -EPROTONOSUPPORT;
 	}
 	if (hdr->nr_queues != mine.nr_queues) {
-		dev_err(dev, "stream: source VF has %u queues, this one %u\n",
-			le16_to_cpu(hdr->nr_queues), le16_to_cpu(mine.nr_queues));
+		dev_err_ratelimited(dev, "stream: source VF has %u queues, this one %u\n",
+				    le16_to_cpu(hdr->nr_queues), le16_to_cpu(mine.nr_queues));
 		return -EINVAL;
 	}
 	if (hdr->devmem_size != mine.devmem_size) {
-		dev_err(dev, "stream: source VF has %llu bytes of device memory, this one %llu\n",
-			le64_to_cpu(hdr->devmem_size),
-			le64_to_cpu(mine.devmem_size));
+		dev_err_ratelimited(dev, "stream: source VF has %llu bytes of device memory, this one %llu\n",
+				    le64_to_cpu(hdr->devmem_size),
+				    le64_to_cpu(mine.devmem_size));
 		return -EINVAL;
 	}
-	if (hdr->flags) {
-		dev_err(dev, "stream: unknown header flags 0x%x\n",
-			le32_to_cpu(hdr->flags));
+	if (hdr->flags || hdr->rsvd0 || memchr_inv(hdr->rsvd1, 0, sizeof(hdr->rsvd1)) ||
+	    hdr->rsvd2) {
+		dev_err_ratelimited(dev, "stream: unknown header flags 0x%x or reserved bits set\n",
+				    le32_to_cpu(hdr->flags));
 		return -EINVAL;
 	}
 	return 0;

@@ -8,6 +8,7 @@
 #include <linux/mutex.h>
 #include <linux/scatterlist.h>
 #include <linux/spinlock.h>
+#include <linux/wait.h>
 #include <linux/tern_pf.h>
 #include <linux/vfio_pci_core.h>
 #include <tern/tern_hw.h>
@@ -45,14 +46,15 @@ struct tern_mig_file {
 	u64 pos;		/* stream bytes read or written */
 	u32 seq;		/* next record's sequence number */
 	struct tern_buf buf;
+	wait_queue_head_t poll_wait;	/* woken on arcs, errors and the end */
 
 	/* saving */
 	bool precopy;		/* started in PRE_COPY or PRE_COPY_P2P */
 	bool final;		/* frozen: the next image is the last */
 	bool final_taken;	/* the last image is taken */
 	bool end_queued;	/* the END record is queued */
-	u64 initial_bytes;	/* stream bytes of the header and full image */
-	u64 committed;		/* stream bytes of everything taken so far */
+	u64 produced;		/* stream bytes queued so far */
+	u64 initial_end;	/* produced at the full image's end, or 0 */
 	u8 queue[256];		/* stream header and record headers */
 	u32 queue_len;		/* bytes in queue[] */
 	u32 queue_off;		/* bytes of queue[] already read */
@@ -88,6 +90,15 @@ struct tern_vfio_dev {
 	struct tern_mig_file *resuming;
 	bool tracking;
 	unsigned int page_shift;	/* of dirty tracking */
+	/* The tracked ranges, to restart the tracker after an overflow. */
+	struct tern_vf_range ranges[TERN_DIRTY_MAX_RANGES];
+	unsigned int nr_ranges;
+	/*
+	 * Per range: the tracker lost pages from here to the range's end;
+	 * the next reports owe them as dirty.  The range's end: nothing.
+	 */
+	u64 owed[TERN_DIRTY_MAX_RANGES];
+	bool pf_lost;			/* a PF event lost the VF's state */
 
 	/*
 	 * Set under reset_lock by a reset or a PF event and acted on by

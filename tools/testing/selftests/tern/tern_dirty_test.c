@@ -3,6 +3,8 @@
  * Device DMA dirty tracking of tern_vfio_pci through
  * VFIO_DEVICE_FEATURE_DMA_LOGGING_START/REPORT/STOP: the VF tracks its
  * own DMA writes, and every page it wrote, and no other, is reported.
+ * Tracking survives a VF reset; a tracker that overflows is restarted
+ * and every page it may have lost is reported dirty, once.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -61,6 +63,13 @@ FIXTURE_SETUP(dirty)
 
 FIXTURE_TEARDOWN(dirty)
 {
+	void *dbg = env_debug_map(&self->e);
+
+	/* A setting, not a one-shot fault: never leave it to the next test. */
+	if (dbg) {
+		mmio_write32(dbg, TERN_DBG_REG_DIRTY_LIMIT, 0);
+		env_debug_unmap(dbg);
+	}
 	free(self->bitmap);
 	free(self->expect);
 	env_teardown(&self->e);
@@ -265,6 +274,87 @@ TEST_F(dirty, report_outside_ranges)
 	memset(self->expect, 0, self->bits / 8);
 	mark(self->expect, b0 - base(self) + 4 * WORK_BLOCK, WORK_BLOCK, PAGE);
 	check_report(_metadata, self, PAGE);
+	ASSERT_EQ(0, mig_log_stop(self->d));
+}
+
+/* A guest's FLR of the VF does not end the VMM's dirty log. */
+TEST_F(dirty, tracking_survives_vf_reset)
+{
+	static const unsigned int blk[] = { 2, 40 };
+	uint64_t pgsz = PAGE;
+
+	start_all(_metadata, self, &pgsz);
+	ASSERT_EQ(0, vfio_reset(self->d));
+	ASSERT_EQ(0, tern_vfq_enable(&self->w.vq, self->e.regs[0]));
+	write_blocks(_metadata, self, blk, ARRAY_SIZE(blk), pgsz);
+	check_report(_metadata, self, pgsz);
+	EXPECT_EQ(0, mig_log_stop(self->d));
+}
+
+/* Bits set in the first words of bitmap (a report of len bytes). */
+static unsigned int count_bits(const uint64_t *bitmap, uint64_t len)
+{
+	unsigned int n = 0;
+	size_t i;
+
+	for (i = 0; i < len / PAGE / 64; i++)
+		n += __builtin_popcountll(bitmap[i]);
+	return n;
+}
+
+/*
+ * The tracker overflows (the device fault DIRTY_LIMIT makes it hold only
+ * a few pages): the report that finds it succeeds with its whole window
+ * dirty, the rest of the range is reported dirty when next read, and the
+ * restarted tracker then reports exactly what the VF writes.
+ */
+TEST_F(dirty, overflow_reports_all)
+{
+	static const unsigned int blk[] = { 1, 9, 20, 33, 50 };
+	const uint64_t half = ENV_DMA_SIZE / 2, all = ENV_DMA_SIZE / PAGE;
+	uint64_t pgsz = PAGE;
+	void *dbg = env_debug_map(&self->e);
+
+	if (!dbg)
+		SKIP(return, "no fault injection (x-debug=off)");
+	mmio_write32(dbg, TERN_DBG_REG_DIRTY_LIMIT, 4);
+	start_all(_metadata, self, &pgsz);
+	write_blocks(_metadata, self, blk, ARRAY_SIZE(blk), pgsz);
+	memset(self->bitmap, 0, self->bits / 8);
+	ASSERT_EQ(0, mig_log_report(self->d, base(self), half, PAGE,
+				    self->bitmap));
+	EXPECT_EQ(half / PAGE, count_bits(self->bitmap, half));
+	/* The second half lost its pages too: all dirty, once. */
+	memset(self->bitmap, 0, self->bits / 8);
+	ASSERT_EQ(0, mig_log_report(self->d, base(self) + half, half, PAGE,
+				    self->bitmap));
+	EXPECT_EQ(half / PAGE, count_bits(self->bitmap, half));
+	memset(self->expect, 0, self->bits / 8);
+	check_report(_metadata, self, PAGE);
+	/* Restarted: it tracks again, within its limit. */
+	write_blocks(_metadata, self, blk, 1, pgsz);
+	check_report(_metadata, self, PAGE);
+	EXPECT_GT(all, count_bits(self->bitmap, ENV_DMA_SIZE));
+	EXPECT_EQ(0, mig_log_stop(self->d));
+	env_debug_unmap(dbg);
+}
+
+/* The page size grows until the ranges fit the tracker's capacity. */
+TEST_F(dirty, page_size_fits_capacity)
+{
+	RANGE r = { .iova = 0, .length = 1ull << 45 };
+	uint64_t pgsz = PAGE;
+
+	ASSERT_EQ(0, mig_log_start(self->d, &r, 1, &pgsz));
+	/* 32 TiB in at most 2^20 pages: 2 MiB, the largest it has. */
+	EXPECT_EQ(2ull << 20, pgsz);
+	ASSERT_EQ(0, mig_log_stop(self->d));
+	r.length = 1ull << 33;
+	pgsz = PAGE;
+	ASSERT_EQ(0, mig_log_start(self->d, &r, 1, &pgsz));
+	/* 8 GiB: 2^21 pages of 4 KiB, 2^20 of 8 KiB. */
+	EXPECT_GE(8192, pgsz);
+	EXPECT_LT(PAGE, pgsz);
 	ASSERT_EQ(0, mig_log_stop(self->d));
 }
 

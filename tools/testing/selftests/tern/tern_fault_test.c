@@ -5,14 +5,17 @@
  * fails its arc and leaves the VF where it was; a command that fails
  * with the VF's state unknown (an internal error, a timeout) puts it in
  * ERROR, which only VFIO_DEVICE_RESET leaves (Documentation/tern/vfio.rst,
- * "Failures").  A corrupt image, a failed VF DMA and the PF going away
- * in mid-migration end in the documented states too, never in a hang.
+ * "Failures").  A corrupt image, a failed VF DMA, a reader killed in a
+ * long read and the PF reset or going away in mid-migration end in the
+ * documented states too, never in a hang.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -60,6 +63,8 @@ FIXTURE_TEARDOWN(fault)
 		mmio_write32(self->dbg, TERN_DBG_REG_DELAY_CMD, 0);
 		mmio_write32(self->dbg, TERN_DBG_REG_DMA_FAIL, 0);
 		mmio_write32(self->dbg, TERN_DBG_REG_CORRUPT_SAVE, 0);
+		mmio_write32(self->dbg, TERN_DBG_REG_SAVE_SHORT, 0);
+		mmio_write32(self->dbg, TERN_DBG_REG_SAVE_RESIZE, 0);
 		env_debug_unmap(self->dbg);
 	}
 	if (self->aq_timeout[0])
@@ -379,29 +384,51 @@ static void *unbind_pf(void *pf)
 }
 
 /*
- * The PF driver goes away while A is in STOP_COPY: A goes to ERROR.  The
- * unbind waits for the VFs' users to close them, so it runs in a thread.
+ * After a PF event: the state A was in reads back unchanged (vfio.h lets
+ * no device change state on its own), the data fd is dead, and the next
+ * SET_STATE fails into ERROR.
+ */
+static void check_state_lost(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(fault) *self, uint32_t was, int fd)
+{
+	struct vfio_dev *a = &self->e.dev[A];
+	uint64_t end, size;
+	uint32_t state = 0;
+	char buf[4096];
+	ssize_t n = 0;
+
+	/* The event takes effect at the VF's next use. */
+	for (end = now_ms() + 5000; now_ms() < end; usleep(50000)) {
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0)
+			break;
+	}
+	EXPECT_EQ(-1, n);
+	EXPECT_EQ(ENODEV, errno);
+	ASSERT_EQ(0, mig_get_state(a, &state));
+	EXPECT_EQ(was, state);
+	EXPECT_EQ(-ENODEV, mig_data_size(a, &size));
+	EXPECT_EQ(-ENODEV, mig_set_state(a, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_get_state(a, &state));
+	EXPECT_EQ(VFIO_DEVICE_STATE_ERROR, state);
+	close(fd);
+}
+
+/*
+ * The PF driver goes away while A is in STOP_COPY.  The unbind waits for
+ * the VFs' users to close them, so it runs in a thread.
  */
 TEST_F(fault, pf_unbind_mid_migration)
 {
-	uint32_t state = 0;
 	pthread_t thread;
 	char buf[4096];
-	uint64_t end;
 	int fd;
 
 	ASSERT_EQ(0, mig_set_state(&self->e.dev[A],
 				   VFIO_DEVICE_STATE_STOP_COPY, &fd));
 	ASSERT_EQ(sizeof(buf), read(fd, buf, sizeof(buf)));
 	ASSERT_EQ(0, pthread_create(&thread, NULL, unbind_pf, self->e.pf));
-	for (end = now_ms() + 5000; now_ms() < end; usleep(50000)) {
-		ASSERT_EQ(0, mig_get_state(&self->e.dev[A], &state));
-		if (state == VFIO_DEVICE_STATE_ERROR)
-			break;
-	}
-	EXPECT_EQ(VFIO_DEVICE_STATE_ERROR, state);
-	EXPECT_EQ(-1, read(fd, buf, sizeof(buf)));
-	close(fd);
+	check_state_lost(_metadata, self, VFIO_DEVICE_STATE_STOP_COPY, fd);
 	env_close_vf(&self->e, A);
 	env_close_vf(&self->e, B);
 	pthread_join(thread, NULL);
@@ -409,6 +436,103 @@ TEST_F(fault, pf_unbind_mid_migration)
 	EXPECT_EQ(0, pci_bind(self->e.pf, "tern_pf"));
 	env_debug_unmap(self->dbg);
 	self->dbg = NULL;
+}
+
+/* The PF is reset in pre-copy; a VFIO reset of A brings it back. */
+TEST_F(fault, pf_reset_mid_migration)
+{
+	char buf[4096];
+	int fd;
+
+	ASSERT_EQ(0, mig_set_state(&self->e.dev[A],
+				   VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	ASSERT_EQ(sizeof(buf), read(fd, buf, sizeof(buf)));
+	ASSERT_EQ(0, pci_sysfs_write(self->e.pf, "reset", "1"));
+	check_state_lost(_metadata, self, VFIO_DEVICE_STATE_PRE_COPY, fd);
+	/* B lost its state as well. */
+	ASSERT_EQ(0, vfio_reset(&self->e.dev[B]));
+	check_recovers(_metadata, self);
+}
+
+/*
+ * A reader killed in a read() that needs many device commands stops
+ * between two of them: the rest of the stream is still there.
+ */
+TEST_F(fault, killed_reader_stops)
+{
+	int status, fd;
+	pid_t pid;
+
+	ASSERT_EQ(0, file_write(AQ_TIMEOUT_PARAM, "5000"));
+	ASSERT_EQ(0, mig_set_state(&self->e.dev[A],
+				   VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	/* The first SAVE of the read takes a second. */
+	mmio_write32(self->dbg, TERN_DBG_REG_DELAY_MS, 1000);
+	mmio_write32(self->dbg, TERN_DBG_REG_DELAY_CMD,
+		     TERN_DBG_ARM | TERN_OP_SAVE);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		size_t len = self->e.devmem_size * 2;
+		char *buf = malloc(len);
+
+		_exit(buf && read(fd, buf, len) > 0 ? 0 : 1);
+	}
+	usleep(300000);
+	kill(pid, SIGKILL);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFSIGNALED(status));
+	ASSERT_EQ(0, mig_read(fd, &self->s));
+	EXPECT_LT(self->e.devmem_size / 4, self->s.len);
+	close(fd);
+	check_recovers(_metadata, self);
+}
+
+/*
+ * A device that returns short chunks: the stream carries them, the
+ * pre-copy byte counts stay sane all along, and the stream loads.
+ */
+TEST_F(fault, save_short_chunks)
+{
+	struct vfio_dev *a = &self->e.dev[A], *b = &self->e.dev[B];
+	uint64_t initial, dirty, size;
+	int fd;
+
+	mmio_write32(self->e.mem[A], 0, 0xa5a5a5a5);
+	mmio_write32(self->dbg, TERN_DBG_REG_SAVE_SHORT, 100000);
+	ASSERT_EQ(0, mig_set_state(a, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	ASSERT_EQ(0, mig_precopy_info(fd, &initial, &dirty));
+	EXPECT_LT(self->e.devmem_size, initial);
+	EXPECT_GT(self->e.devmem_size, dirty);
+	ASSERT_EQ(-ENOMSG, mig_read(fd, &self->s));
+	ASSERT_EQ(0, mig_precopy_info(fd, &initial, &dirty));
+	EXPECT_EQ(0, initial);
+	EXPECT_GT(self->e.devmem_size, dirty);
+	ASSERT_EQ(0, mig_data_size(a, &size));
+	EXPECT_GT(2 * self->e.devmem_size, size);
+	ASSERT_EQ(0, mig_set_state(a, VFIO_DEVICE_STATE_STOP_COPY, NULL));
+	ASSERT_EQ(0, mig_read(fd, &self->s));
+	close(fd);
+	ASSERT_EQ(0, mig_set_state(a, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_load(b, &self->s, PIECE));
+	ASSERT_EQ(0, mig_set_state(b, VFIO_DEVICE_STATE_RUNNING, NULL));
+	EXPECT_EQ(0xa5a5a5a5, mmio_read32(self->e.mem[B], 0));
+}
+
+/* A device whose image changes size half way: the read fails, -EIO. */
+TEST_F(fault, save_image_resized)
+{
+	uint32_t state;
+	int fd;
+
+	mmio_write32(self->dbg, TERN_DBG_REG_SAVE_RESIZE, TERN_DBG_ARM | A);
+	ASSERT_EQ(0, mig_set_state(&self->e.dev[A],
+				   VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	EXPECT_EQ(-EIO, mig_read(fd, &self->s));
+	ASSERT_EQ(0, mig_get_state(&self->e.dev[A], &state));
+	EXPECT_EQ(VFIO_DEVICE_STATE_STOP_COPY, state);
+	close(fd);
+	check_recovers(_metadata, self);
 }
 
 TEST_HARNESS_MAIN

@@ -4,10 +4,13 @@
  * the seven states it supports returns a data fd exactly where
  * include/uapi/linux/vfio.h says, reads back, and leaves the VF really
  * in that state; invalid states are refused; VFIO_DEVICE_RESET leads back
- * to RUNNING from every state; the module parameters shape the
- * migration flags.
+ * to RUNNING from every state; a saving fd polls as vfio.h says and
+ * outlives its device safely; the module parameters shape the migration
+ * flags.
  */
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,6 +285,93 @@ TEST_F_TIMEOUT(fsm, reset_every_state, 300)
 					   NULL));
 		ASSERT_EQ(0, mig_load(self->d, &self->stream, 4096));
 	}
+}
+
+/* poll() of a data fd right now: its revents, 0 if not ready. */
+static short poll_now(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 ? p.revents : 0;
+}
+
+struct poller {
+	int fd;
+	short revents;
+	uint64_t ms;	/* how long poll() waited */
+};
+
+static void *poll_wait_thread(void *arg)
+{
+	struct poller *w = arg;
+	struct pollfd p = { .fd = w->fd, .events = POLLIN };
+	uint64_t t0 = now_ms();
+
+	if (poll(&p, 1, 5000) == 1)
+		w->revents = p.revents;
+	w->ms = now_ms() - t0;
+	return NULL;
+}
+
+/*
+ * A saving fd is readable while it has data buffered, not at the
+ * temporary end of pre-copy data; a waiter there wakes when the VF
+ * stops; in STOP_COPY it is always readable, at the end too; a reset
+ * makes it an error.
+ */
+TEST_F(fsm, poll_saving_fd)
+{
+	struct poller w = { .fd = -1 };
+	struct mig_buf s = {};
+	pthread_t thread;
+	int fd;
+
+	ASSERT_EQ(0, mig_set_state(self->d, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	EXPECT_EQ(POLLIN, poll_now(fd));
+	ASSERT_EQ(-ENOMSG, mig_read(fd, &s));
+	EXPECT_EQ(0, poll_now(fd));
+
+	w.fd = fd;
+	ASSERT_EQ(0, pthread_create(&thread, NULL, poll_wait_thread, &w));
+	usleep(300000);
+	ASSERT_EQ(0, mig_set_state(self->d, VFIO_DEVICE_STATE_STOP_COPY,
+				   NULL));
+	pthread_join(thread, NULL);
+	EXPECT_EQ(POLLIN, w.revents);
+	EXPECT_GT(4000, w.ms);
+
+	EXPECT_EQ(POLLIN, poll_now(fd));
+	ASSERT_EQ(0, mig_read(fd, &s));
+	EXPECT_EQ(POLLIN, poll_now(fd));
+	close(fd);
+	mig_buf_free(&s);
+
+	ASSERT_EQ(0, fresh(self));
+	ASSERT_EQ(0, mig_set_state(self->d, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	ASSERT_EQ(0, fresh(self));
+	EXPECT_EQ(POLLERR, poll_now(fd) & (POLLERR | POLLIN));
+	close(fd);
+}
+
+/*
+ * A saving fd outlives the device fd and the driver's binding: its
+ * ioctl and read fail, without touching freed memory (KASAN watches).
+ */
+TEST_F(fsm, data_fd_after_unbind)
+{
+	const char *vf = self->e.vf[0];
+	uint64_t initial, dirty;
+	char buf[64];
+	int fd;
+
+	ASSERT_EQ(0, mig_set_state(self->d, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	env_close_vf(&self->e, 0);
+	ASSERT_EQ(0, pci_sysfs_write(vf, "driver/unbind", vf));
+	EXPECT_EQ(-ENODEV, mig_precopy_info(fd, &initial, &dirty));
+	EXPECT_EQ(-1, read(fd, buf, sizeof(buf)));
+	EXPECT_EQ(ENODEV, errno);
+	close(fd);
+	/* The teardown disables the VFs; the next setup makes new ones. */
 }
 
 FIXTURE(params) {
