@@ -123,6 +123,20 @@ static bool all_zero(const void *p, size_t len)
 }
 
 /*
+ * Flags and offset of an optional record: version 1 left them to the
+ * record's type (SOURCE has neither); from version 2 every record but
+ * IMAGE has them 0.
+ */
+static bool optional_ok(const struct tern_stream_rec *r)
+{
+#if TERN_STREAM_VERSION >= 2
+	return !r->flags && !r->offset;
+#else
+	return le16toh(r->type) != TERN_REC_SOURCE || (!r->flags && !r->offset);
+#endif
+}
+
+/*
  * The END record of a valid stream with the images of good's: its
  * nr_records counts the records actually sent, which optional records
  * dropped or repeated change.
@@ -167,8 +181,7 @@ static bool same_valid_stream(const uint8_t *s, size_t len,
 		    le32toh(r->crc) != rec_crc(r, r + 1))
 			return false;
 		if (type & TERN_REC_OPTIONAL) {
-			/* SOURCE has no flags and no offset; others may. */
-			if (type == TERN_REC_SOURCE && (r->flags || r->offset))
+			if (!optional_ok(r))
 				return false;
 		} else {
 			const struct tern_stream_rec *gr;
