@@ -90,10 +90,10 @@ static const struct arc {
 /* What vfio.rst says a fault on an arc ends in. */
 struct outcome {
 	int arc_ret;		/* of SET_STATE */
+	int arc_ret2;		/* or this */
 	bool error;		/* the VF is in ERROR, else in the arc's to */
 	int read_ret;		/* reading the stream to its end */
 	int load_ret;		/* loading it into B */
-	int report_ret;		/* a DMA logging report after the arc */
 };
 
 static bool save_fault(enum fault f)
@@ -113,6 +113,20 @@ static bool applies(enum fault f, const struct arc *a)
 	return !save_fault(f) || a->saves;
 }
 
+/*
+ * vfio.rst: the report that finds the tracker overflowed succeeds with
+ * its whole window dirty, so that no lost page goes unreported.
+ */
+static bool all_dirty(const uint64_t *bitmap)
+{
+	size_t i;
+
+	for (i = 0; i < ENV_DMA_SIZE / ENV_PAGE / 64; i++)
+		if (bitmap[i] != ~0ull)
+			return false;
+	return true;
+}
+
 static struct outcome expect(enum fault f)
 {
 	struct outcome o = {};
@@ -129,12 +143,13 @@ static struct outcome expect(enum fault f)
 	case F_LATE:
 	case F_LATE_DMA:
 	case F_STUCK:
+		/*
+		 * State unknown: a timeout, or the admin queue reset that
+		 * tern_pf's watchdog falls back to after a few of them.
+		 */
 		o.arc_ret = -ETIMEDOUT;
+		o.arc_ret2 = -EIO;
 		o.error = true;
-		break;
-	case F_DIRTY_LIMIT:
-		/* Lost pages are reported, never silently dropped. */
-		o.report_ret = -EOVERFLOW;
 		break;
 	case F_CORRUPT_SAVE:
 		/* The destination finds the image's CRC wrong. */
@@ -199,15 +214,12 @@ static void arm(struct ctx *c, enum fault f, uint8_t op)
 		mmio_write32(c->dbg, TERN_DBG_REG_CORRUPT_SAVE,
 			     TERN_DBG_ARM | A);
 		break;
-	case F_SAVE_SHORT:
-		mmio_write32(c->dbg, TERN_DBG_REG_SAVE_SHORT, SHORT_BYTES);
-		break;
 	case F_SAVE_RESIZE:
 		mmio_write32(c->dbg, TERN_DBG_REG_SAVE_RESIZE,
 			     TERN_DBG_ARM | A);
 		break;
 	default:
-		/* DMA_FAIL and DIRTY_LIMIT act before the arc: prepare(). */
+		/* The others act before the arc: prepare(). */
 		break;
 	}
 }
@@ -224,6 +236,8 @@ static struct vfio_device_feature_dma_logging_range dma_range(struct ctx *c)
 /*
  * The faults that act on the VF's DMA fire while it runs, before the
  * arc: a failed descriptor, or more dirty pages than the tracker holds.
+ * SAVE_SHORT is set before the first SAVE, which some arcs' first
+ * state already issued.
  */
 static int prepare(struct ctx *c, enum fault f)
 {
@@ -231,6 +245,10 @@ static int prepare(struct ctx *c, enum fault f)
 	uint64_t pgsz = ENV_PAGE;
 	int ret;
 
+	if (f == F_SAVE_SHORT) {
+		mmio_write32(c->dbg, TERN_DBG_REG_SAVE_SHORT, SHORT_BYTES);
+		return 0;
+	}
 	if (f == F_DIRTY_LIMIT) {
 		ret = mig_log_start(&c->e.dev[A], &r, 1, &pgsz);
 		if (ret)
@@ -355,8 +373,8 @@ static bool run_case(struct ctx *c, enum fault f, const struct arc *a)
 			close(fd);
 		fd = fd2;
 	}
-	CHECK(ret == o.arc_ret, "arc returned %d, expected %d\n", ret,
-	      o.arc_ret);
+	CHECK(ret == o.arc_ret || (o.arc_ret2 && ret == o.arc_ret2),
+	      "arc returned %d, expected %d\n", ret, o.arc_ret);
 	mig_get_state(dev, &state);
 	CHECK(state == (o.error ? VFIO_DEVICE_STATE_ERROR :
 			o.arc_ret ? a->from : a->to),
@@ -365,10 +383,11 @@ static bool run_case(struct ctx *c, enum fault f, const struct arc *a)
 		CHECK(mig_set_state(dev, VFIO_DEVICE_STATE_RUNNING, NULL) ==
 		      -EINVAL, "SET_STATE in ERROR did not fail\n");
 	if (f == F_DIRTY_LIMIT) {
+		memset(c->bitmap, 0, ENV_DMA_SIZE / ENV_PAGE / 8);
 		ret = mig_log_report(dev, r.iova, r.length, ENV_PAGE,
 				     c->bitmap);
-		CHECK(ret == o.report_ret, "report returned %d, expected %d\n",
-		      ret, o.report_ret);
+		CHECK(!ret, "report returned %d\n", ret);
+		CHECK(all_dirty(c->bitmap), "lost pages not reported dirty\n");
 	}
 	if (!ret && !o.arc_ret && a->saves) {
 		ret = read_stream(dev, fd, a->to, &s);
