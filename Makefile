@@ -6,6 +6,7 @@
 #   make            setup (once), QEMU, test kernel, modules, selftests
 #   make check      all of the above, static checks, the VM test suites
 #   make demo       boot the test VM and show tern at work
+#   make soak       the reliability figures (Documentation/tern/reliability.rst)
 #
 # Long builds are cached under $(TERN_CACHE) by content hash.
 
@@ -15,7 +16,8 @@ export TERN_CACHE
 B := build
 SETUP_STAMP := $(TERN_CACHE)/setup-$(shell sha256sum scripts/setup | cut -c1-16).done
 
-.PHONY: all setup qemu kernel modules selftests check check-static demo clean
+.PHONY: all setup qemu kernel modules selftests check check-static demo soak \
+	clean
 
 all: qemu kernel modules selftests
 
@@ -53,6 +55,9 @@ check: setup
 
 demo: all
 	scripts/demo
+
+soak: all
+	scripts/soak
 
 clean:
 	rm -rf $(B)
