@@ -474,11 +474,17 @@ static void tern_aq_fetch(TernPfState *pf)
 {
     PCIDevice *dev = PCI_DEVICE(pf);
 
+    /*
+     * A burst of commands is fetched at one instant: their latencies,
+     * not the host's speed at emulating the fetches, order their
+     * completions.
+     */
+    int64_t now = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
+
     while (tern_aq_ready(pf) && pf->cmd_head != pf->cmd_tail &&
            pf->inflight < TERN_AQ_MAX_INFLIGHT) {
         uint64_t addr = pf->cmd_base +
                         (uint64_t)pf->cmd_head * TERN_AQ_CMD_SIZE;
-        int64_t now = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
         TernCmd *c = g_new0(TernCmd, 1);
 
         if (pci_dma_read(dev, addr, &c->cmd, sizeof(c->cmd)) != MEMTX_OK) {
