@@ -520,6 +520,9 @@ static ssize_t save_read(struct file *filp, char __user *ubuf, size_t len,
 		ret = 0;
 	if (ret == -ERESTARTSYS)
 		ret = -EINTR;
+	else if (ret == -EINTR)
+		/* The PF abandoned a SAVE: where the stream stands is unknown. */
+		migf->error = -EIO;
 	else if (ret && ret != -ENOMSG && ret != -EFAULT)
 		migf->error = ret;
 	if (migf->error) {
