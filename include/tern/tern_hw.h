@@ -31,7 +31,7 @@
 
 /* Interface version reported by TERN_PF_REG_VERSION and IDENTIFY. */
 #define TERN_IF_VERSION_MAJOR		1
-#define TERN_IF_VERSION_MINOR		0
+#define TERN_IF_VERSION_MINOR		1
 
 /* ---------------------------------------------------------------------
  * PF BARs
@@ -123,6 +123,7 @@
 #define TERN_STS_INVALID_OFFSET		0x07	/* save/load chunk offset */
 #define TERN_STS_BUSY			0x08	/* already started */
 #define TERN_STS_ABORTED		0x09	/* ended by ABORT: outcome unknown */
+#define TERN_STS_DATA_CRC		0x0a	/* load: chunk CRC32C mismatch */
 #define TERN_STS_IMG_MAGIC		0x10	/* load: not a tern image */
 #define TERN_STS_IMG_VERSION		0x11	/* load: unsupported version */
 #define TERN_STS_IMG_CONFIG		0x12	/* load: VF configuration differs */
@@ -147,12 +148,16 @@ struct tern_cmd_identify {
 /*
  * TERN_OP_SAVE / TERN_OP_LOAD: transfer image bytes at image offset
  * 'offset' to (save) or from (load) the scatter-gather list at sg_addr.
+ * The device checksums every chunk it moves, so that software never
+ * makes a CPU pass over the data: a SAVE returns the CRC32C of the bytes
+ * it wrote (TERN_XFER_CRC of result0), a LOAD with TERN_LOAD_F_CRC
+ * checks the bytes of its buffers against 'crc' before it takes any.
  */
 struct tern_cmd_xfer {
 	__le64	offset;		/* byte offset in the image */
 	__le64	sg_addr;	/* IOVA of sg_count struct tern_sg entries */
 	__le32	sg_count;	/* 1..TERN_MAX_SG_ENTRIES */
-	__le32	rsvd0;
+	__le32	crc;		/* LOAD with F_CRC: CRC32C of the buffers */
 	__le64	rsvd1[4];
 };
 
@@ -161,6 +166,7 @@ struct tern_cmd_xfer {
 #define TERN_SAVE_F_INCREMENTAL		(1u << 1)	/* with START: incremental */
 /* cmd.flags for TERN_OP_LOAD */
 #define TERN_LOAD_F_START		(1u << 0)	/* first chunk, offset 0 */
+#define TERN_LOAD_F_CRC			(1u << 1)	/* check xfer.crc first */
 
 /* TERN_OP_DIRTY_START: track the ranges listed at ranges_addr. */
 struct tern_cmd_dirty_start {
@@ -226,6 +232,14 @@ struct tern_aq_cpl {
 
 #define TERN_AQ_CPL_SIZE		32
 #define TERN_CPL_F_PHASE		(1u << 0)
+
+/*
+ * result0 of SAVE and LOAD: bytes moved (bits 31:0; an image is smaller
+ * than 4 GiB) and, for SAVE, the standard CRC32C of those bytes (bits
+ * 63:32).
+ */
+#define TERN_XFER_BYTES(result0)	((__u32)(result0))
+#define TERN_XFER_CRC(result0)		((__u32)((result0) >> 32))
 
 /* result2 bits */
 /* save: more bytes follow; load: more bytes expected */
