@@ -228,7 +228,7 @@ static int vf_xfer(struct tern_vf *vf, struct tern_aq_cmd *cmd,
 	if (ret)
 		return ret;
 	flags = le32_to_cpu(cpl.result2);
-	xfer->bytes = le64_to_cpu(cpl.result0);
+	xfer->bytes = TERN_XFER_BYTES(le64_to_cpu(cpl.result0));
 	xfer->image_size = le64_to_cpu(cpl.result1);
 	xfer->more = flags & TERN_XFER_MORE;
 	xfer->applied = cmd->opcode == TERN_OP_LOAD &&

@@ -1271,7 +1271,7 @@ TEST_F_TIMEOUT(dev, fault_late_dma, 120)
 	ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
 	EXPECT_EQ(tag, le16toh(cpl.tag));
 	EXPECT_EQ(TERN_STS_SUCCESS, le16toh(cpl.status));
-	EXPECT_EQ(len, le64toh(cpl.result0));
+	EXPECT_EQ(len, TERN_XFER_BYTES(le64toh(cpl.result0)));
 	EXPECT_EQ(max, le64toh(cpl.result1));
 	EXPECT_EQ(TERN_IMAGE_MAGIC,
 		  le32toh(((struct tern_image_hdr *)buf)->magic));
@@ -1429,9 +1429,9 @@ TEST_F_TIMEOUT(dev, fault_save_short, 600)
 		ASSERT_EQ(TERN_STS_SUCCESS,
 			  tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
 		EXPECT_EQ(max - off < most ? max - off : most,
-			  le64toh(cpl.result0));
+			  TERN_XFER_BYTES(le64toh(cpl.result0)));
 		EXPECT_EQ(max, le64toh(cpl.result1));
-		off += le64toh(cpl.result0);
+		off += TERN_XFER_BYTES(le64toh(cpl.result0));
 		more = !!(le32toh(cpl.result2) & TERN_XFER_MORE);
 		EXPECT_EQ(off < max, more);
 	} while (more && ++n < 100);
@@ -1477,7 +1477,7 @@ TEST_F_TIMEOUT(dev, fault_save_resize, 120)
 			 i * PAGE, buf + i * PAGE, PAGE);
 		ASSERT_EQ(TERN_STS_SUCCESS,
 			  tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
-		EXPECT_EQ(PAGE, le64toh(cpl.result0));
+		EXPECT_EQ(PAGE, TERN_XFER_BYTES(le64toh(cpl.result0)));
 		EXPECT_EQ(i == 1, max != le64toh(cpl.result1));
 	}
 	EXPECT_EQ(fired + 1, self->dbg[TERN_DBG_REG_FIRED / 4]);

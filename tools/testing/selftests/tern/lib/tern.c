@@ -196,7 +196,7 @@ int tern_save(struct tern_aq *aq, struct vfio_container *c, uint16_t vf,
 		ret = exec(aq, &cmd, &cpl);
 		if (ret)
 			return ret;
-		off += le64_to_cpu(cpl.result0);
+		off += TERN_XFER_BYTES(le64_to_cpu(cpl.result0));
 		if (!(le32_to_cpu(cpl.result2) & TERN_XFER_MORE))
 			break;
 	}
@@ -230,12 +230,12 @@ int tern_load(struct tern_aq *aq, struct vfio_container *c, uint16_t vf,
 		ret = exec(aq, &cmd, &cpl);
 		if (ret)
 			return ret;
-		off += le64_to_cpu(cpl.result0);
+		off += TERN_XFER_BYTES(le64_to_cpu(cpl.result0));
 		if (le32_to_cpu(cpl.result2) & TERN_LOAD_APPLIED) {
 			*applied = 1;
 			return 0;
 		}
-		if (!le64_to_cpu(cpl.result0))
+		if (!TERN_XFER_BYTES(le64_to_cpu(cpl.result0)))
 			return -EPROTO;
 	}
 	return 0;
