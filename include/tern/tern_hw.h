@@ -72,6 +72,8 @@
 
 /* TERN_PF_REG_DEV_CAP */
 #define TERN_DEV_CAP_DEBUG		(1u << 0)	/* BAR2 debug block */
+/* SAVE returns its chunk's CRC32C, LOAD takes TERN_LOAD_F_CRC (1.1) */
+#define TERN_DEV_CAP_XFER_CRC		(1u << 1)
 
 /* TERN_PF_REG_CTRL */
 #define TERN_PF_CTRL_ENABLE		(1u << 0)	/* admin queue enable */
@@ -156,7 +158,7 @@ struct tern_cmd_identify {
 struct tern_cmd_xfer {
 	__le64	offset;		/* byte offset in the image */
 	__le64	sg_addr;	/* IOVA of sg_count struct tern_sg entries */
-	__le32	sg_count;	/* 1..TERN_MAX_SG_ENTRIES */
+	__le32	sg_count;	/* 1..tern_identify.max_sg_entries */
 	__le32	crc;		/* LOAD with F_CRC: CRC32C of the buffers */
 	__le64	rsvd1[4];
 };
@@ -256,7 +258,7 @@ struct tern_sg {
 };
 
 #define TERN_SG_SIZE			16
-#define TERN_MAX_SG_ENTRIES		256
+#define TERN_MAX_SG_ENTRIES		256	/* max_sg_entries is at most this */
 
 /* An IOVA range: dirty tracking ranges and dirty report runs. */
 struct tern_range {

@@ -135,7 +135,7 @@ static uint16_t tern_cmd_identify(TernPfState *pf, TernVfState *vf,
     id.vf_nr_queues = cpu_to_le16(TERN_VF_NR_QUEUES);
     id.vf_msix_vectors = cpu_to_le16(TERN_VF_MSIX_VECTORS);
     id.vf_max_queue_entries = cpu_to_le16(TERN_Q_MAX_ENTRIES);
-    id.max_sg_entries = cpu_to_le16(TERN_MAX_SG_ENTRIES);
+    id.max_sg_entries = cpu_to_le16(pf->max_sg);
     id.vf_max_desc_len = cpu_to_le32(TERN_DESC_MAX_LEN);
     id.vf_devmem_size = cpu_to_le64(pf->devmem_size);
     id.max_image_size = cpu_to_le64(tern_max_image_size(pf->devmem_size));
@@ -551,7 +551,8 @@ static uint64_t tern_pf_mmio_read(void *opaque, hwaddr addr, unsigned size)
         return TERN_AQ_MAX_ENTRIES |
                TERN_AQ_MAX_INFLIGHT << TERN_AQ_CAP_MAX_INFLIGHT_SHIFT;
     case TERN_PF_REG_DEV_CAP:
-        return pf->debug_enabled ? TERN_DEV_CAP_DEBUG : 0;
+        return TERN_DEV_CAP_XFER_CRC |
+               (pf->debug_enabled ? TERN_DEV_CAP_DEBUG : 0);
     case TERN_PF_REG_CTRL:
         return pf->ctrl;
     case TERN_PF_REG_STATUS:
@@ -792,6 +793,10 @@ static void tern_pf_realize(PCIDevice *dev, Error **errp)
                    "1 MiB to 256 MiB");
         return;
     }
+    if (pf->max_sg < 1 || pf->max_sg > TERN_MAX_SG_ENTRIES) {
+        error_setg(errp, "tern: x-max-sg must be 1..%d", TERN_MAX_SG_ENTRIES);
+        return;
+    }
 
     QTAILQ_INIT(&pf->pending);
     pf->aq_bh = qemu_bh_new_guarded(tern_aq_run, pf,
@@ -894,6 +899,7 @@ static const Property tern_pf_properties[] = {
     DEFINE_PROP_SIZE("devmem-size", TernPfState, devmem_size,
                      TERN_DEVMEM_DEFAULT_SIZE),
     DEFINE_PROP_BOOL("x-debug", TernPfState, debug_enabled, false),
+    DEFINE_PROP_UINT32("x-max-sg", TernPfState, max_sg, TERN_MAX_SG_ENTRIES),
 };
 
 static void tern_pf_class_init(ObjectClass *klass, void *data)

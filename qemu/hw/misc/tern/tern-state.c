@@ -5,9 +5,16 @@
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
- * An image is taken in one go when a SAVE with START arrives and then
- * read out in chunks; a load is staged chunk by chunk and applied only
- * when it is complete and valid.
+ * An image is taken when a SAVE with START arrives and then read out in
+ * chunks.  Of a frozen VF, whose device memory cannot change, only the
+ * image's head (header, registers, page index) is copied: its pages are
+ * read out of device memory as the chunks are saved, and copied only if
+ * the VF thaws while the image is open.  Of a running VF the image is a
+ * copy made in one go.  A load is staged chunk by chunk and applied only
+ * when it is complete and valid.  Every chunk is checksummed on its way:
+ * a SAVE returns the CRC32C of the bytes it wrote, and a LOAD with
+ * TERN_LOAD_F_CRC checks its buffers against the CRC it carries before it
+ * takes a byte of them.
  */
 
 #include "qemu/osdep.h"
@@ -44,11 +51,17 @@ void tern_state_reset(TernVfState *vf)
     g_free(vf->save_buf);
     vf->save_buf = NULL;
     vf->save_size = 0;
-    g_free(vf->load_buf);
-    vf->load_buf = NULL;
+    vf->save_live = false;
     vf->loading = false;
     vf->load_pos = vf->load_size = 0;
     vf->has_base = false;
+}
+
+void tern_state_free(TernVfState *vf)
+{
+    tern_state_reset(vf);
+    g_free(vf->load_buf);
+    vf->load_buf = NULL;
 }
 
 static void tern_regs_to_image(TernVfState *vf, struct tern_image_regs *r)
@@ -74,13 +87,85 @@ static void tern_regs_to_image(TernVfState *vf, struct tern_image_regs *r)
     r->cnt_bytes = cpu_to_le64(vf->cnt_bytes);
 }
 
+static const uint32_t *tern_save_index(TernVfState *vf)
+{
+    return (const uint32_t *)(vf->save_buf + TERN_IMAGE_HDR_SIZE +
+                              TERN_IMAGE_REGS_SIZE);
+}
+
+/* Copy the data pages of a live image out of device memory. */
+static void tern_state_materialize(TernVfState *vf)
+{
+    const uint32_t *index;
+    uint64_t i, nr_pages;
+    uint8_t *buf;
+
+    if (!vf->save_buf || !vf->save_live) {
+        return;
+    }
+    nr_pages = (vf->save_size - vf->save_data_off) / TERN_DEVMEM_PAGE_SIZE;
+    buf = g_malloc(vf->save_size);
+    memcpy(buf, vf->save_buf, vf->save_data_off);
+    index = (const uint32_t *)(buf + TERN_IMAGE_HDR_SIZE +
+                               TERN_IMAGE_REGS_SIZE);
+    for (i = 0; i < nr_pages; i++) {
+        memcpy(buf + vf->save_data_off + i * TERN_DEVMEM_PAGE_SIZE,
+               vf->devmem_ptr +
+               (uint64_t)le32_to_cpu(index[i]) * TERN_DEVMEM_PAGE_SIZE,
+               TERN_DEVMEM_PAGE_SIZE);
+    }
+    g_free(vf->save_buf);
+    vf->save_buf = buf;
+    vf->save_live = false;
+}
+
+/* The VF leaves FROZEN: its device memory may change from now on. */
+void tern_state_thaw(TernVfState *vf)
+{
+    tern_state_materialize(vf);
+}
+
+/*
+ * The bytes of the open image at @off, and in *avail how many follow
+ * contiguously in memory (at most @want, at least 1 if @off is inside).
+ */
+static const uint8_t *tern_save_ptr(TernVfState *vf, uint64_t off,
+                                    uint64_t want, uint64_t *avail)
+{
+    const uint32_t *index;
+    uint64_t k, nr_pages, in, n;
+    uint32_t page;
+
+    if (!vf->save_live || off < vf->save_data_off) {
+        n = (vf->save_live ? vf->save_data_off : vf->save_size) - off;
+        *avail = MIN(n, want);
+        return vf->save_buf + off;
+    }
+    index = tern_save_index(vf);
+    nr_pages = (vf->save_size - vf->save_data_off) / TERN_DEVMEM_PAGE_SIZE;
+    k = (off - vf->save_data_off) / TERN_DEVMEM_PAGE_SIZE;
+    in = (off - vf->save_data_off) % TERN_DEVMEM_PAGE_SIZE;
+    page = le32_to_cpu(index[k]);
+    n = TERN_DEVMEM_PAGE_SIZE - in;
+    /* Pages that follow each other in device memory too: one piece. */
+    while (n < want && k + 1 < nr_pages &&
+           le32_to_cpu(index[k + 1]) == le32_to_cpu(index[k]) + 1) {
+        n += TERN_DEVMEM_PAGE_SIZE;
+        k++;
+    }
+    *avail = MIN(n, want);
+    return vf->devmem_ptr + (uint64_t)page * TERN_DEVMEM_PAGE_SIZE + in;
+}
+
 /* Take a new image of the VF into vf->save_buf. */
 static void tern_state_take(TernPfState *pf, TernVfState *vf, bool incr)
 {
+    bool live = vf->mig_state == TERN_VF_STATE_FROZEN;
     struct tern_image_hdr *h;
-    uint64_t nr_pages, size, page, i;
+    uint64_t nr_pages, size, page, i, head, off;
     uint32_t *index;
     uint8_t *data;
+    uint32_t crc;
 
     /* Clear the log first: a write racing with the copy is sent again. */
     tern_vf_sync_dirty(vf);
@@ -88,9 +173,13 @@ static void tern_state_take(TernPfState *pf, TernVfState *vf, bool incr)
                       vf->devmem_pages;
     size = tern_image_size(nr_pages);
 
+    head = TERN_IMAGE_HDR_SIZE + TERN_IMAGE_REGS_SIZE +
+           ROUND_UP(nr_pages * 4, 8);
     g_free(vf->save_buf);
-    vf->save_buf = g_malloc0(size);
+    vf->save_buf = g_malloc0(live ? head : size);
     vf->save_size = size;
+    vf->save_live = live;
+    vf->save_data_off = head;
 
     if (incr) {
         vf->seq++;
@@ -121,21 +210,33 @@ static void tern_state_take(TernPfState *pf, TernVfState *vf, bool incr)
     tern_regs_to_image(vf, (struct tern_image_regs *)
                        (vf->save_buf + TERN_IMAGE_HDR_SIZE));
     index = (uint32_t *)(vf->save_buf + le64_to_cpu(h->index_offset));
-    data = vf->save_buf + le64_to_cpu(h->data_offset);
+    data = live ? NULL : vf->save_buf + le64_to_cpu(h->data_offset);
     for (page = 0, i = 0; page < vf->devmem_pages; page++) {
         if (incr && !test_bit(page, vf->devmem_dirty)) {
             continue;
         }
         index[i] = cpu_to_le32(page);
-        memcpy(data + i * TERN_DEVMEM_PAGE_SIZE,
-               vf->devmem_ptr + page * TERN_DEVMEM_PAGE_SIZE,
-               TERN_DEVMEM_PAGE_SIZE);
+        if (!live) {
+            memcpy(data + i * TERN_DEVMEM_PAGE_SIZE,
+                   vf->devmem_ptr + page * TERN_DEVMEM_PAGE_SIZE,
+                   TERN_DEVMEM_PAGE_SIZE);
+        }
         i++;
     }
     bitmap_zero(vf->devmem_dirty, vf->devmem_pages);
 
-    h->crc = cpu_to_le32(tern_image_crc(vf->save_buf, size));
+    /* One pass over the image, wherever its bytes are. */
+    crc = 0xffffffff;
+    for (off = 0; off < size; ) {
+        uint64_t n;
+        const uint8_t *p = tern_save_ptr(vf, off, size - off, &n);
+
+        crc = crc32c(crc, p, n) ^ 0xffffffff;
+        off += n;
+    }
+    h->crc = cpu_to_le32(crc ^ 0xffffffff);
     if (tern_pf_fire_save_fault(pf, tern_vf_num(vf))) {
+        tern_state_materialize(vf);
         vf->save_buf[size - 1] ^= 0x5a;
     }
 }
@@ -146,7 +247,7 @@ static uint16_t tern_read_sg(TernPfState *pf, const struct tern_aq_cmd *cmd,
     uint32_t n = le32_to_cpu(cmd->xfer.sg_count);
     uint32_t i;
 
-    if (n < 1 || n > TERN_MAX_SG_ENTRIES) {
+    if (n < 1 || n > pf->max_sg) {
         return TERN_STS_INVALID_FIELD;
     }
     *sg = g_new(struct tern_sg, n);
@@ -175,7 +276,7 @@ uint16_t tern_state_save(TernPfState *pf, TernVfState *vf,
     bool incr = cmd->flags & TERN_SAVE_F_INCREMENTAL;
     g_autofree struct tern_sg *sg = NULL;
     uint64_t pos, end, written = 0;
-    uint32_t count, i;
+    uint32_t count, i, crc = 0xffffffff;
     uint16_t sts;
 
     if (cmd->flags & ~(TERN_SAVE_F_START | TERN_SAVE_F_INCREMENTAL) ||
@@ -212,16 +313,25 @@ uint16_t tern_state_save(TernPfState *pf, TernVfState *vf,
     }
     pos = offset;
     for (i = 0; i < count && pos < end; i++) {
-        uint64_t n = MIN(le32_to_cpu(sg[i].len), end - pos);
+        uint64_t addr = le64_to_cpu(sg[i].addr);
+        uint64_t left = MIN(le32_to_cpu(sg[i].len), end - pos);
 
-        if (pci_dma_write(PCI_DEVICE(pf), le64_to_cpu(sg[i].addr),
-                          vf->save_buf + pos, n) != MEMTX_OK) {
-            return TERN_STS_DMA_ERROR;
+        while (left) {
+            uint64_t n;
+            const uint8_t *p = tern_save_ptr(vf, pos, left, &n);
+
+            if (pci_dma_write(PCI_DEVICE(pf), addr, p, n) != MEMTX_OK) {
+                return TERN_STS_DMA_ERROR;
+            }
+            /* The device checksums what it writes: software need not. */
+            crc = crc32c(crc, p, n) ^ 0xffffffff;
+            addr += n;
+            left -= n;
+            pos += n;
+            written += n;
         }
-        pos += n;
-        written += n;
     }
-    c->result0 = written;
+    c->result0 = written | (uint64_t)(crc ^ 0xffffffff) << 32;
     c->result1 = vf->save_size;
     c->result2 = pos < vf->save_size ? TERN_XFER_MORE : 0;
     /* SAVE_RESIZE: the size of an open image changes under the driver. */
@@ -231,12 +341,66 @@ uint16_t tern_state_save(TernPfState *pf, TernVfState *vf,
     return TERN_STS_SUCCESS;
 }
 
+/* The staging buffer is kept: a load does not pay for fresh memory. */
 static void tern_load_discard(TernVfState *vf)
 {
-    g_free(vf->load_buf);
-    vf->load_buf = NULL;
     vf->loading = false;
     vf->load_pos = vf->load_size = 0;
+}
+
+/*
+ * The staging buffer, made once per VF and touched in full then, so that
+ * no LOAD chunk pays for first touches of host memory.
+ */
+static void tern_load_staging(TernVfState *vf)
+{
+    uint64_t size = tern_max_image_size(vf->devmem_size);
+
+    if (!vf->load_buf) {
+        vf->load_buf = g_malloc(size);
+        memset(vf->load_buf, 0, size);
+    }
+}
+
+/*
+ * CRC32C of the bytes of the SG list, read in place where the host
+ * memory can be mapped (no copy), through a bounce buffer otherwise.
+ */
+static uint16_t tern_sg_crc(TernPfState *pf, const struct tern_sg *sg,
+                            uint32_t count, uint32_t *crcp)
+{
+    PCIDevice *dev = PCI_DEVICE(pf);
+    uint32_t crc = 0xffffffff;  /* the register: crc32c() inverts it */
+    uint8_t bounce[4096];
+    uint32_t i;
+
+    for (i = 0; i < count; i++) {
+        dma_addr_t addr = le64_to_cpu(sg[i].addr);
+        dma_addr_t len = le32_to_cpu(sg[i].len);
+
+        while (len) {
+            dma_addr_t n = len;
+            void *p = pci_dma_map(dev, addr, &n, DMA_DIRECTION_TO_DEVICE);
+
+            if (p && n) {
+                crc = crc32c(crc, p, n) ^ 0xffffffff;
+                pci_dma_unmap(dev, p, n, DMA_DIRECTION_TO_DEVICE, n);
+            } else {
+                if (p) {
+                    pci_dma_unmap(dev, p, n, DMA_DIRECTION_TO_DEVICE, 0);
+                }
+                n = MIN(len, sizeof(bounce));
+                if (pci_dma_read(dev, addr, bounce, n) != MEMTX_OK) {
+                    return TERN_STS_DMA_ERROR;
+                }
+                crc = crc32c(crc, bounce, n) ^ 0xffffffff;
+            }
+            addr += n;
+            len -= n;
+        }
+    }
+    *crcp = crc;
+    return TERN_STS_SUCCESS;
 }
 
 /* Checks that need only the header. */
@@ -392,6 +556,7 @@ static void tern_load_apply(TernVfState *vf)
     g_free(vf->save_buf);
     vf->save_buf = NULL;
     vf->save_size = 0;
+    vf->save_live = false;
     vf->has_base = false;
     tern_vf_clear_dirty(vf);
 }
@@ -406,7 +571,7 @@ uint16_t tern_state_load(TernPfState *pf, TernVfState *vf,
     uint32_t count, i;
     uint16_t sts;
 
-    if (cmd->flags & ~TERN_LOAD_F_START) {
+    if (cmd->flags & ~(TERN_LOAD_F_START | TERN_LOAD_F_CRC)) {
         return TERN_STS_INVALID_FIELD;
     }
     if (vf->mig_state != TERN_VF_STATE_FROZEN) {
@@ -428,9 +593,21 @@ uint16_t tern_state_load(TernPfState *pf, TernVfState *vf,
     if (sts) {
         return sts;
     }
+    /* Checked before anything is taken: a bad chunk changes nothing. */
+    if (cmd->flags & TERN_LOAD_F_CRC) {
+        uint32_t crc;
+
+        sts = tern_sg_crc(pf, sg, count, &crc);
+        if (sts) {
+            return sts;
+        }
+        if ((crc ^ 0xffffffff) != le32_to_cpu(cmd->xfer.crc)) {
+            return TERN_STS_DATA_CRC;
+        }
+    }
     if (start) {
         tern_load_discard(vf);
-        vf->load_buf = g_malloc0(TERN_IMAGE_HDR_SIZE);
+        tern_load_staging(vf);
         vf->loading = true;
     }
 
@@ -462,8 +639,8 @@ uint16_t tern_state_load(TernPfState *pf, TernVfState *vf,
                     tern_load_discard(vf);
                     return sts;
                 }
+                /* Checked: at most the staging buffer's size. */
                 vf->load_size = le64_to_cpu(h->total_size);
-                vf->load_buf = g_realloc(vf->load_buf, vf->load_size);
             }
         }
     }

@@ -294,6 +294,7 @@ static void tern_vf_run(void *opaque)
 void tern_vf_quiesce(TernVfState *vf)
 {
     if (vf->mig_state == TERN_VF_STATE_FROZEN) {
+        tern_state_thaw(vf);
         memory_region_set_readonly(&vf->devmem, false);
     }
     /* Descriptors are atomic: nothing is half done between two BHs. */
@@ -312,6 +313,7 @@ void tern_vf_freeze(TernVfState *vf)
 void tern_vf_resume(TernVfState *vf)
 {
     if (vf->mig_state == TERN_VF_STATE_FROZEN) {
+        tern_state_thaw(vf);
         memory_region_set_readonly(&vf->devmem, false);
     }
     vf->mig_state = TERN_VF_STATE_RUNNING;
@@ -548,7 +550,7 @@ static void tern_vf_exit(PCIDevice *dev)
     TernVfState *vf = TERN_VF(dev);
 
     tern_dirty_reset(vf);
-    tern_state_reset(vf);
+    tern_state_free(vf);
     pcie_cap_exit(dev);
     msix_uninit(dev, &vf->msix, &vf->msix);
     qemu_bh_delete(vf->bh);

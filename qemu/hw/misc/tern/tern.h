@@ -47,6 +47,7 @@ struct TernPfState {
     uint16_t total_vfs;
     uint64_t devmem_size;
     bool debug_enabled;
+    uint32_t max_sg;        /* SG entries per SAVE or LOAD (x-max-sg) */
 
     /* Registers */
     uint32_t ctrl;
@@ -134,9 +135,11 @@ struct TernVfState {
     bool has_base;
     uint64_t session;
     uint32_t seq;
-    uint8_t *save_buf;
+    uint8_t *save_buf;      /* the image, or only its head if save_live */
     uint64_t save_size;
-    uint8_t *load_buf;
+    bool save_live;         /* data pages read from devmem (VF frozen) */
+    uint64_t save_data_off; /* where the data pages start */
+    uint8_t *load_buf;      /* staging, max image size, kept once made */
     uint64_t load_pos;
     uint64_t load_size;     /* 0 until the header is staged */
     bool loading;
@@ -172,6 +175,8 @@ uint16_t tern_state_save(TernPfState *pf, TernVfState *vf,
 uint16_t tern_state_load(TernPfState *pf, TernVfState *vf,
                          const struct tern_aq_cmd *cmd, TernCmd *c);
 void tern_state_reset(TernVfState *vf);
+void tern_state_free(TernVfState *vf);
+void tern_state_thaw(TernVfState *vf);
 
 /* tern-dirty.c */
 uint16_t tern_dirty_start(TernPfState *pf, TernVfState *vf,

@@ -776,6 +776,240 @@ static int dirty_has(struct tern_range *runs, uint32_t nr, uint64_t iova,
 	return 0;
 }
 
+/*
+ * A SAVE or LOAD of VF vf over [buf, buf + len) in three SG entries, so
+ * that a chunk's CRC spans entries.  len >= 3.
+ */
+static void xfer_cmd3(struct vfio_container *c, struct tern_aq_cmd *cmd,
+		      struct tern_sg *sg, uint8_t op, uint16_t vf,
+		      uint8_t flags, uint64_t off, const void *buf,
+		      uint32_t len)
+{
+	uint32_t a = len / 3, b = len / 2;
+	const uint8_t *p = buf;
+
+	sg[0] = (struct tern_sg){ .addr = htole64(vfio_iova(c, p)),
+				  .len = htole32(a) };
+	sg[1] = (struct tern_sg){ .addr = htole64(vfio_iova(c, p + a)),
+				  .len = htole32(b - a) };
+	sg[2] = (struct tern_sg){ .addr = htole64(vfio_iova(c, p + b)),
+				  .len = htole32(len - b) };
+	*cmd = (struct tern_aq_cmd){ .opcode = op, .flags = flags,
+				     .vf = htole16(vf) };
+	cmd->xfer.offset = htole64(off);
+	cmd->xfer.sg_addr = htole64(vfio_iova(c, sg));
+	cmd->xfer.sg_count = htole32(3);
+}
+
+static uint32_t std_crc32c(const void *buf, size_t len)
+{
+	return tern_crc32c(~0u, buf, len) ^ ~0u;
+}
+
+/* Interface 1.1: every SAVE returns the CRC32C of the bytes it wrote. */
+TEST_F_TIMEOUT(dev, save_crc, 600)
+{
+	size_t max = image_size(self->devmem_size / PAGE), off = 0;
+	struct tern_sg *sg = vfio_dma_alloc(&self->c, 4 * sizeof(*sg), 64,
+					    NULL);
+	uint8_t *img = vfio_dma_alloc(&self->c, max, PAGE, NULL);
+	struct tern_aq_cmd cmd;
+	struct tern_aq_cpl cpl;
+	uint64_t i;
+	int chunks = 0;
+
+	ASSERT_NE(NULL, sg);
+	ASSERT_NE(NULL, img);
+	ASSERT_TRUE(mmio_read32(self->aq.regs, TERN_PF_REG_DEV_CAP) &
+		    TERN_DEV_CAP_XFER_CRC);
+	for (i = 0; i < self->devmem_size; i += PAGE)
+		self->vf_mem[0][i + (i / PAGE) % 97] = i / PAGE * 7 + 1;
+
+	/* Uneven chunks, the last one short. */
+	for (;;) {
+		uint32_t len = max - off < 100003 ? max - off : 100003;
+		uint32_t bytes;
+
+		memset(img + off, 0xa5, len);
+		xfer_cmd3(&self->c, &cmd, sg, TERN_OP_SAVE, 0,
+			  off ? 0 : TERN_SAVE_F_START, off, img + off, len);
+		ASSERT_EQ(0, tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+		bytes = TERN_XFER_BYTES(le64toh(cpl.result0));
+		ASSERT_LT(0u, bytes);
+		ASSERT_GE(len, bytes);
+		EXPECT_EQ(std_crc32c(img + off, bytes),
+			  TERN_XFER_CRC(le64toh(cpl.result0)));
+		off += bytes;
+		chunks++;
+		if (!(le32toh(cpl.result2) & TERN_XFER_MORE))
+			break;
+	}
+	EXPECT_EQ(max, off);
+	EXPECT_LT(1, chunks);
+	/* The image the CRCs describe is the VF's. */
+	EXPECT_EQ(0, memcmp(self->vf_mem[0], img + off - self->devmem_size,
+			    self->devmem_size));
+	/* A wrong CRC would be noticed: it is not a constant. */
+	xfer_cmd3(&self->c, &cmd, sg, TERN_OP_SAVE, 0, 0, 0, img, 4096);
+	ASSERT_EQ(0, tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(std_crc32c(img, 4096), TERN_XFER_CRC(le64toh(cpl.result0)));
+	EXPECT_NE(TERN_XFER_CRC(le64toh(cpl.result0)),
+		  std_crc32c(img + 4096, 4096));
+}
+
+static uint16_t vf_flags(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(dev) *self, uint16_t vf)
+{
+	struct tern_identify id;
+
+	EXPECT_EQ(TERN_STS_SUCCESS,
+		  tern_identify(&self->aq, &self->c, vf, &id));
+	return le16toh(id.vf_flags);
+}
+
+/*
+ * LOAD with TERN_LOAD_F_CRC: a chunk whose bytes or CRC are wrong is
+ * refused with DATA_CRC before the device takes any of it; the VF and
+ * the load staged so far are as they were.
+ */
+TEST_F_TIMEOUT(dev, load_crc, 600)
+{
+	size_t max = image_size(self->devmem_size / PAGE), sz, off;
+	struct tern_sg *sg = vfio_dma_alloc(&self->c, 4 * sizeof(*sg), 64,
+					    NULL);
+	uint8_t *img = vfio_dma_alloc(&self->c, max, PAGE, NULL);
+	uint8_t *before = malloc(self->devmem_size);
+	struct vf_regs r_before, r_after;
+	const uint32_t chunk = 300007;
+	struct tern_aq_cmd cmd;
+	struct tern_aq_cpl cpl;
+	uint32_t crc;
+	uint64_t i;
+
+	ASSERT_NE(NULL, sg);
+	ASSERT_NE(NULL, img);
+	ASSERT_NE(NULL, before);
+	for (i = 0; i < self->devmem_size; i += PAGE)
+		self->vf_mem[0][i + 13] = i / PAGE * 3 + 5;
+	ASSERT_EQ(0, tern_save(&self->aq, &self->c, 0, 0, img, max, max, &sz));
+	ASSERT_EQ(max, sz);
+	ASSERT_LT(2 * chunk, sz);
+
+	memset(self->vf_mem[1], 0x77, self->devmem_size);
+	ASSERT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_QUIESCE, 1));
+	ASSERT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_FREEZE, 1));
+	memcpy(before, self->vf_mem[1], self->devmem_size);
+	read_regs(self->vf_regs[1], &r_before);
+
+	/* A first chunk with a flipped byte, then with a wrong CRC. */
+	crc = std_crc32c(img, chunk);
+	img[chunk / 2] ^= 0x01;
+	xfer_cmd3(&self->c, &cmd, sg, TERN_OP_LOAD,
+		  1, TERN_LOAD_F_START | TERN_LOAD_F_CRC, 0, img, chunk);
+	cmd.xfer.crc = htole32(crc);
+	EXPECT_EQ(TERN_STS_DATA_CRC,
+		  tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+	img[chunk / 2] ^= 0x01;
+	cmd.xfer.crc = htole32(crc ^ 0x80000000u);
+	EXPECT_EQ(TERN_STS_DATA_CRC,
+		  tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(0, vf_flags(_metadata, self, 1) & TERN_VF_F_LOADING);
+
+	/* The right CRC: the chunk is taken. */
+	cmd.xfer.crc = htole32(crc);
+	ASSERT_EQ(0, tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(chunk, TERN_XFER_BYTES(le64toh(cpl.result0)));
+	EXPECT_TRUE(le32toh(cpl.result2) & TERN_XFER_MORE);
+	off = chunk;
+
+	/* Bad next chunks, even a bad new START, leave the staged load. */
+	crc = std_crc32c(img + off, chunk);
+	xfer_cmd3(&self->c, &cmd, sg, TERN_OP_LOAD, 1, TERN_LOAD_F_CRC, off,
+		  img + off, chunk);
+	cmd.xfer.crc = htole32(crc ^ 1);
+	EXPECT_EQ(TERN_STS_DATA_CRC,
+		  tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+	img[off + chunk - 1] ^= 0x40;
+	cmd.xfer.crc = htole32(crc);
+	EXPECT_EQ(TERN_STS_DATA_CRC,
+		  tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+	img[off + chunk - 1] ^= 0x40;
+	xfer_cmd3(&self->c, &cmd, sg, TERN_OP_LOAD, 1,
+		  TERN_LOAD_F_START | TERN_LOAD_F_CRC, 0, img + off, chunk);
+	cmd.xfer.crc = htole32(crc ^ 1);
+	EXPECT_EQ(TERN_STS_DATA_CRC,
+		  tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+	EXPECT_TRUE(vf_flags(_metadata, self, 1) & TERN_VF_F_LOADING);
+	read_regs(self->vf_regs[1], &r_after);
+	EXPECT_EQ(0, memcmp(&r_before, &r_after, sizeof(r_before)));
+	EXPECT_EQ(0, memcmp(before, self->vf_mem[1], self->devmem_size));
+
+	/* The rest, each chunk with its CRC: the image applies. */
+	while (off < sz) {
+		uint32_t len = sz - off < chunk ? sz - off : chunk;
+
+		xfer_cmd3(&self->c, &cmd, sg, TERN_OP_LOAD, 1, TERN_LOAD_F_CRC,
+			  off, img + off, len);
+		cmd.xfer.crc = htole32(std_crc32c(img + off, len));
+		ASSERT_EQ(0, tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+		ASSERT_EQ(len, TERN_XFER_BYTES(le64toh(cpl.result0)));
+		off += len;
+	}
+	EXPECT_TRUE(le32toh(cpl.result2) & TERN_LOAD_APPLIED);
+	EXPECT_EQ(0, memcmp(self->vf_mem[0], self->vf_mem[1],
+			    self->devmem_size));
+	free(before);
+}
+
+/* The device takes as many SG entries per command as it advertises. */
+TEST_F_TIMEOUT(dev, max_sg, 120)
+{
+	struct tern_sg *sg = vfio_dma_alloc(&self->c, (TERN_MAX_SG_ENTRIES + 1) *
+					    sizeof(*sg), 64, NULL);
+	uint8_t *buf = vfio_dma_alloc(&self->c, 2 * (TERN_MAX_SG_ENTRIES + 1),
+				      PAGE, NULL);
+	struct tern_identify id;
+	struct tern_aq_cmd cmd;
+	struct tern_aq_cpl cpl;
+	uint32_t i, max;
+
+	ASSERT_NE(NULL, sg);
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(TERN_STS_SUCCESS,
+		  tern_identify(&self->aq, &self->c, TERN_VF_NONE, &id));
+	max = le16toh(id.max_sg_entries);
+	ASSERT_LE(1u, max);
+	ASSERT_GE(TERN_MAX_SG_ENTRIES, max);
+	TH_LOG("max_sg_entries %u", max);
+	/* Entries of 2 bytes, every other one skipped: none merge. */
+	for (i = 0; i <= max; i++)
+		sg[i] = (struct tern_sg){
+			.addr = htole64(vfio_iova(&self->c, buf + 2 * i)),
+			.len = htole32(1) };
+	cmd = (struct tern_aq_cmd){ .opcode = TERN_OP_SAVE,
+				    .flags = TERN_SAVE_F_START };
+	cmd.xfer.sg_addr = htole64(vfio_iova(&self->c, sg));
+	cmd.xfer.sg_count = htole32(max + 1);
+	EXPECT_EQ(TERN_STS_INVALID_FIELD,
+		  tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+	/* LOAD checks the VF's state first: freeze it. */
+	ASSERT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_QUIESCE, 0));
+	ASSERT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_FREEZE, 0));
+	cmd.opcode = TERN_OP_LOAD;
+	cmd.flags = TERN_LOAD_F_START;
+	EXPECT_EQ(TERN_STS_INVALID_FIELD,
+		  tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+	cmd.opcode = TERN_OP_SAVE;
+	cmd.flags = TERN_SAVE_F_START;
+	cmd.xfer.sg_count = htole32(max);
+	ASSERT_EQ(0, tern_aq_exec(&self->aq, &cmd, &cpl, TIMEOUT_MS));
+	EXPECT_EQ(max, TERN_XFER_BYTES(le64toh(cpl.result0)));
+}
+
 TEST_F_TIMEOUT(dev, dirty, 120)
 {
 	struct tern_vfq vq;
