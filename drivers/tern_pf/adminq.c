@@ -72,6 +72,7 @@ static const struct {
 	[TERN_STS_INVALID_OFFSET] = { "invalid offset", -ESPIPE },
 	[TERN_STS_BUSY] = { "busy", -EBUSY },
 	[TERN_STS_ABORTED] = { "aborted", -EIO },
+	[TERN_STS_DATA_CRC] = { "load: chunk CRC mismatch", -EBADMSG },
 	[TERN_STS_IMG_MAGIC] = { "image: bad magic", -EBADMSG },
 	[TERN_STS_IMG_VERSION] = { "image: unsupported version", -EPROTONOSUPPORT },
 	[TERN_STS_IMG_CONFIG] = { "image: VF configuration differs", -EINVAL },
@@ -124,6 +125,10 @@ static void slot_release_data(struct tern_aq *aq, struct tern_aq_slot *slot)
 {
 	struct sg_page_iter piter;
 
+	if (slot->vbuf) {
+		tern_vf_buf_put(slot->vbuf);
+		slot->vbuf = NULL;
+	}
 	if (!slot->data)
 		return;
 	if (slot->data_mapped)
@@ -292,6 +297,46 @@ static int slot_map_data(struct tern_aq *aq, struct tern_aq_slot *slot,
 	return 0;
 }
 
+/*
+ * List @io->data_len bytes of a buffer mapped once, from @io->vbuf_off,
+ * in the slot buffer; the slot holds the buffer until the device is done.
+ */
+static int slot_use_vbuf(struct tern_aq *aq, struct tern_aq_slot *slot,
+			 const struct tern_aq_io *io, u32 *nr_segs)
+{
+	u32 left = io->data_len, off = io->vbuf_off, pos = 0;
+	struct tern_sg *list = slot->buf;
+	struct scatterlist *sg;
+	unsigned int i, n = 0;
+
+	if (!left)
+		return -EINVAL;
+	for_each_sgtable_dma_sg(&io->vbuf->sgt, sg, i) {
+		u32 len = sg_dma_len(sg), skip, take;
+
+		if (pos + len > off) {
+			if (n == aq->max_sg)
+				return -E2BIG;
+			skip = off > pos ? off - pos : 0;
+			take = min(len - skip, left);
+			list[n].addr = cpu_to_le64(sg_dma_address(sg) + skip);
+			list[n].len = cpu_to_le32(take);
+			list[n].rsvd = 0;
+			n++;
+			left -= take;
+			if (!left)
+				break;
+		}
+		pos += len;
+	}
+	if (left)
+		return -EINVAL;
+	kref_get(&io->vbuf->ref);
+	slot->vbuf = io->vbuf;
+	*nr_segs = n;
+	return 0;
+}
+
 /* Point the command at the slot buffer. */
 static void cmd_set_buf(struct tern_aq_cmd *cmd, dma_addr_t addr, u32 count)
 {
@@ -330,7 +375,11 @@ static int slot_prepare(struct tern_aq *aq, struct tern_aq_slot *slot,
 	memset(slot->buf, 0, TERN_AQ_BUF_SIZE);
 	if (io && io->in)
 		memcpy(slot->buf, io->in, io->in_len);
-	if (io && io->data) {
+	if (io && io->vbuf) {
+		ret = slot_use_vbuf(aq, slot, io, &nr_segs);
+		if (ret)
+			return ret;
+	} else if (io && io->data) {
 		ret = slot_map_data(aq, slot, io, &nr_segs);
 		if (ret)
 			return ret;

@@ -100,6 +100,7 @@ static int tern_pf_check_device(struct tern_pf *pf)
 			version >> 16, version & 0xffff);
 		return -ENODEV;
 	}
+	pf->dev_cap = readl(pf->regs + TERN_PF_REG_DEV_CAP);
 	return 0;
 }
 
@@ -115,6 +116,8 @@ static int tern_pf_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	init_rwsem(&pf->gate);
 	mutex_init(&pf->lock);
 	INIT_LIST_HEAD(&pf->handles);
+	spin_lock_init(&pf->buf_lock);
+	INIT_LIST_HEAD(&pf->bufs);
 	pf->pdev = pci_dev_get(pdev);
 
 	ret = pcim_enable_device(pdev);
@@ -152,9 +155,10 @@ static int tern_pf_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	pf->total_vfs = pci_sriov_get_totalvfs(pdev);
 	pci_set_drvdata(pdev, pf);
 	tern_pf_debugfs_init(pf);
-	pci_info(pdev, "admin queue: %u entries, %u commands in flight, %u SG entries; %u VFs\n",
+	pci_info(pdev, "admin queue: %u entries, %u commands in flight, %u SG entries; %u VFs%s\n",
 		 pf->aq.depth, pf->aq.nr_slots - 1, pf->aq.max_sg,
-		 pf->total_vfs);
+		 pf->total_vfs,
+		 pf->dev_cap & TERN_DEV_CAP_XFER_CRC ? "; chunk CRCs" : "");
 	return 0;
 
 err_aq:
@@ -171,6 +175,8 @@ static void tern_pf_remove(struct pci_dev *pdev)
 	struct tern_pf *pf = pci_get_drvdata(pdev);
 
 	tern_pf_shut(pf, TERN_PF_GONE, TERN_VF_EVENT_PF_REMOVE);
+	/* No command is in flight: no mapping may outlive the binding. */
+	tern_pf_unmap_bufs(pf);
 	pci_disable_sriov(pdev);
 	tern_pf_debugfs_exit(pf);
 	tern_aq_fini(pf);

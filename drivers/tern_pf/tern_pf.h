@@ -58,6 +58,7 @@ struct tern_aq_slot {
 	enum dma_data_direction dir;
 	bool data_mapped;
 	bool pages_held;	/* a reference on every page of @data */
+	struct tern_vf_buf *vbuf;	/* a mapped buffer, referenced */
 };
 
 struct tern_aq_stats {
@@ -106,8 +107,10 @@ struct tern_aq {
  * @out: receives the slot buffer after completion (identify, report)
  * @out_len: bytes of @out
  * @data: pages mapped for the PF and listed as tern_sg entries (save, load)
- * @data_len: bytes of @data to use
+ * @data_len: bytes of @data (or of @vbuf) to use
  * @dir: direction of @data
+ * @vbuf: instead of @data, a buffer mapped once (tern_vf_buf_map())
+ * @vbuf_off: where in @vbuf the @data_len bytes start
  */
 struct tern_aq_io {
 	const void *in;
@@ -117,6 +120,23 @@ struct tern_aq_io {
 	struct sg_table *data;
 	u32 data_len;
 	enum dma_data_direction dir;
+	struct tern_vf_buf *vbuf;
+	u32 vbuf_off;
+};
+
+/*
+ * A data buffer mapped for the PF's DMA once, for many commands
+ * (tern_vf_buf_map()).  Its owner and every command in flight on it hold
+ * a reference; it is unmapped by the last one, or by the PF's removal,
+ * whichever comes first.
+ */
+struct tern_vf_buf {
+	struct kref ref;
+	struct tern_pf *pf;	/* referenced */
+	struct list_head node;	/* in pf->bufs while mapped */
+	struct sg_table sgt;	/* the owner's pages, each referenced */
+	enum dma_data_direction dir;
+	bool mapped;		/* under pf->buf_lock */
 };
 
 enum tern_pf_state {
@@ -145,6 +165,9 @@ struct tern_pf {
 	struct list_head handles;
 	bool sriov_busy;	/* VFs being enabled or disabled */
 	u16 total_vfs;
+	u32 dev_cap;		/* TERN_PF_REG_DEV_CAP */
+	spinlock_t buf_lock;	/* bufs, tern_vf_buf.mapped */
+	struct list_head bufs;	/* mapped tern_vf_bufs */
 	struct tern_aq aq;
 	struct dentry *debugfs;
 };
@@ -175,5 +198,7 @@ void tern_pf_debugfs_register(void);
 void tern_pf_debugfs_unregister(void);
 
 void tern_pf_put(struct tern_pf *pf);
+void tern_vf_buf_put(struct tern_vf_buf *buf);
+void tern_pf_unmap_bufs(struct tern_pf *pf);
 
 #endif /* TERN_PF_INTERNAL_H */

@@ -147,6 +147,7 @@ int tern_vf_identify(struct tern_vf *vf, struct tern_vf_info *info)
 				       TERN_DIRTY_MAX_RANGES);
 	info->dirty_page_shifts = le32_to_cpu(id.dirty_page_shifts);
 	info->dirty_max_pages = le32_to_cpu(id.dirty_max_pages);
+	info->xfer_crc = vf->pf->dev_cap & TERN_DEV_CAP_XFER_CRC;
 	return 0;
 }
 EXPORT_SYMBOL_GPL(tern_vf_identify);
@@ -229,6 +230,9 @@ static int vf_xfer(struct tern_vf *vf, struct tern_aq_cmd *cmd,
 		return ret;
 	flags = le32_to_cpu(cpl.result2);
 	xfer->bytes = TERN_XFER_BYTES(le64_to_cpu(cpl.result0));
+	xfer->crc = cmd->opcode == TERN_OP_SAVE &&
+		    (vf->pf->dev_cap & TERN_DEV_CAP_XFER_CRC) ?
+		    TERN_XFER_CRC(le64_to_cpu(cpl.result0)) : 0;
 	xfer->image_size = le64_to_cpu(cpl.result1);
 	xfer->more = flags & TERN_XFER_MORE;
 	xfer->applied = cmd->opcode == TERN_OP_LOAD &&
@@ -236,29 +240,11 @@ static int vf_xfer(struct tern_vf *vf, struct tern_aq_cmd *cmd,
 	return xfer->bytes > io->data_len ? -EIO : 0;
 }
 
-/**
- * tern_vf_save - read a chunk of a state image
- * @vf: the handle
- * @mode: take a new full or incremental image, or continue the open one
- * @offset: byte offset in the image; 0 when taking a new image
- * @sgt: pages to write into; the PF maps them for its own DMA
- * @len: bytes of @sgt to fill
- * @xfer: receives bytes written, the image size and whether more follows
- *
- * Taking an image snapshots the VF at that moment; the device keeps the
- * image until the next one is taken, so it can be read in any number of
- * chunks.  @sgt may have at most &tern_vf_info.max_xfer_segments DMA
- * segments.
- *
- * Return: 0 or a negative errno.
- */
-int tern_vf_save(struct tern_vf *vf, enum tern_vf_save_mode mode, u64 offset,
-		 struct sg_table *sgt, u32 len, struct tern_vf_xfer *xfer)
+static int vf_save(struct tern_vf *vf, enum tern_vf_save_mode mode,
+		   u64 offset, const struct tern_aq_io *io,
+		   struct tern_vf_xfer *xfer)
 {
 	struct tern_aq_cmd cmd = { .opcode = TERN_OP_SAVE };
-	struct tern_aq_io io = {
-		.data = sgt, .data_len = len, .dir = DMA_FROM_DEVICE,
-	};
 
 	switch (mode) {
 	case TERN_VF_SAVE_CONTINUE:
@@ -275,9 +261,57 @@ int tern_vf_save(struct tern_vf *vf, enum tern_vf_save_mode mode, u64 offset,
 	if ((cmd.flags & TERN_SAVE_F_START) && offset)
 		return -EINVAL;
 	cmd.xfer.offset = cpu_to_le64(offset);
-	return vf_xfer(vf, &cmd, &io, xfer);
+	return vf_xfer(vf, &cmd, io, xfer);
+}
+
+/**
+ * tern_vf_save - read a chunk of a state image
+ * @vf: the handle
+ * @mode: take a new full or incremental image, or continue the open one
+ * @offset: byte offset in the image; 0 when taking a new image
+ * @sgt: pages to write into; the PF maps them for its own DMA
+ * @len: bytes of @sgt to fill
+ * @xfer: receives bytes written, the image size, whether more follows
+ *	and, if the device computes it (&tern_vf_info.xfer_crc), the CRC32C
+ *	of the bytes written
+ *
+ * Taking an image snapshots the VF at that moment; the device keeps the
+ * image until the next one is taken, so it can be read in any number of
+ * chunks.  @sgt may have at most &tern_vf_info.max_xfer_segments DMA
+ * segments.
+ *
+ * Return: 0 or a negative errno.
+ */
+int tern_vf_save(struct tern_vf *vf, enum tern_vf_save_mode mode, u64 offset,
+		 struct sg_table *sgt, u32 len, struct tern_vf_xfer *xfer)
+{
+	struct tern_aq_io io = {
+		.data = sgt, .data_len = len, .dir = DMA_FROM_DEVICE,
+	};
+
+	return vf_save(vf, mode, offset, &io, xfer);
 }
 EXPORT_SYMBOL_GPL(tern_vf_save);
+
+static int vf_load(struct tern_vf *vf, bool start, u64 offset, const u32 *crc,
+		   const struct tern_aq_io *io, struct tern_vf_xfer *xfer)
+{
+	struct tern_aq_cmd cmd = {
+		.opcode = TERN_OP_LOAD,
+		.flags = start ? TERN_LOAD_F_START : 0,
+	};
+
+	if (start && offset)
+		return -EINVAL;
+	if (crc) {
+		if (!(vf->pf->dev_cap & TERN_DEV_CAP_XFER_CRC))
+			return -EOPNOTSUPP;
+		cmd.flags |= TERN_LOAD_F_CRC;
+		cmd.xfer.crc = cpu_to_le32(*crc);
+	}
+	cmd.xfer.offset = cpu_to_le64(offset);
+	return vf_xfer(vf, &cmd, io, xfer);
+}
 
 /**
  * tern_vf_load - give the device a chunk of a state image
@@ -297,20 +331,253 @@ EXPORT_SYMBOL_GPL(tern_vf_save);
 int tern_vf_load(struct tern_vf *vf, bool start, u64 offset,
 		 struct sg_table *sgt, u32 len, struct tern_vf_xfer *xfer)
 {
-	struct tern_aq_cmd cmd = {
-		.opcode = TERN_OP_LOAD,
-		.flags = start ? TERN_LOAD_F_START : 0,
-	};
 	struct tern_aq_io io = {
 		.data = sgt, .data_len = len, .dir = DMA_TO_DEVICE,
 	};
 
-	if (start && offset)
-		return -EINVAL;
-	cmd.xfer.offset = cpu_to_le64(offset);
-	return vf_xfer(vf, &cmd, &io, xfer);
+	return vf_load(vf, start, offset, NULL, &io, xfer);
 }
 EXPORT_SYMBOL_GPL(tern_vf_load);
+
+/**
+ * tern_vf_load_crc - give the device a chunk of a state image it checks
+ * @vf: the handle; the VF must be frozen
+ * @start: this chunk begins a new image at offset 0
+ * @offset: byte offset of the chunk: the bytes given so far
+ * @sgt: pages to read from; the PF maps them for its own DMA
+ * @len: bytes of @sgt to use
+ * @crc: the standard CRC32C of those @len bytes
+ * @xfer: as for tern_vf_load()
+ *
+ * As tern_vf_load(), but the device first checks the @len bytes against
+ * @crc and takes none of them if they differ: then the VF and the load
+ * staged so far are unchanged.  Needs &tern_vf_info.xfer_crc.
+ *
+ * Return: 0, -EBADMSG if the bytes do not match @crc, -EOPNOTSUPP if the
+ * device does not check chunks, or a negative errno as tern_vf_load().
+ */
+int tern_vf_load_crc(struct tern_vf *vf, bool start, u64 offset,
+		     struct sg_table *sgt, u32 len, u32 crc,
+		     struct tern_vf_xfer *xfer)
+{
+	struct tern_aq_io io = {
+		.data = sgt, .data_len = len, .dir = DMA_TO_DEVICE,
+	};
+
+	return vf_load(vf, start, offset, &crc, &io, xfer);
+}
+EXPORT_SYMBOL_GPL(tern_vf_load_crc);
+
+static void vf_buf_release(struct kref *ref)
+{
+	struct tern_vf_buf *buf = container_of(ref, struct tern_vf_buf, ref);
+	struct tern_pf *pf = buf->pf;
+	struct sg_page_iter piter;
+	unsigned long flags;
+	bool mapped;
+
+	spin_lock_irqsave(&pf->buf_lock, flags);
+	mapped = buf->mapped;
+	buf->mapped = false;
+	list_del_init(&buf->node);
+	spin_unlock_irqrestore(&pf->buf_lock, flags);
+	if (mapped)
+		dma_unmap_sgtable(&pf->pdev->dev, &buf->sgt, buf->dir, 0);
+	for_each_sgtable_page(&buf->sgt, &piter, 0)
+		put_page(sg_page_iter_page(&piter));
+	sg_free_table(&buf->sgt);
+	kfree(buf);
+	/* Not the last reference while a command can hold the buffer. */
+	tern_pf_put(pf);
+}
+
+void tern_vf_buf_put(struct tern_vf_buf *buf)
+{
+	kref_put(&buf->ref, vf_buf_release);
+}
+
+/*
+ * The PF is going: unmap every buffer now, as no mapping may outlive the
+ * binding; their owners free them later.  No command is in flight.
+ */
+void tern_pf_unmap_bufs(struct tern_pf *pf)
+{
+	struct tern_vf_buf *buf;
+
+	spin_lock_irq(&pf->buf_lock);
+	while ((buf = list_first_entry_or_null(&pf->bufs, struct tern_vf_buf,
+					       node))) {
+		list_del_init(&buf->node);
+		/* A buffer being released is unmapped by its release. */
+		if (!buf->mapped || !kref_get_unless_zero(&buf->ref))
+			continue;
+		buf->mapped = false;
+		spin_unlock_irq(&pf->buf_lock);
+		dma_unmap_sgtable(&pf->pdev->dev, &buf->sgt, buf->dir, 0);
+		tern_vf_buf_put(buf);
+		spin_lock_irq(&pf->buf_lock);
+	}
+	spin_unlock_irq(&pf->buf_lock);
+}
+
+/**
+ * tern_vf_buf_map - map a data buffer for the PF's DMA, once for many
+ *	save or load calls
+ * @vf: the handle
+ * @sgt: the buffer's pages: pages a reference can be taken on, as for
+ *	tern_vf_save(); the buffer holds a reference on each
+ * @dir: %DMA_FROM_DEVICE for saves, %DMA_TO_DEVICE for loads
+ *
+ * The buffer stays valid until tern_vf_buf_unmap(), even after the handle
+ * is given back or the PF is gone (its calls fail then).  Commands in
+ * flight on it keep it mapped until the device is done with them.
+ *
+ * Return: the buffer, or ERR_PTR(-EINVAL) for pages that cannot be held,
+ * -ENODEV if the PF is gone or resetting, -ENOMEM.
+ */
+struct tern_vf_buf *tern_vf_buf_map(struct tern_vf *vf, struct sg_table *sgt,
+				    enum dma_data_direction dir)
+{
+	struct tern_pf *pf = vf->pf;
+	struct scatterlist *sg, *dst;
+	struct sg_page_iter piter;
+	struct tern_vf_buf *buf;
+	unsigned int i;
+	int ret;
+
+	if (dir != DMA_FROM_DEVICE && dir != DMA_TO_DEVICE)
+		return ERR_PTR(-EINVAL);
+	for_each_sgtable_page(sgt, &piter, 0) {
+		struct page *page = sg_page_iter_page(&piter);
+
+		if (PageSlab(page) || !folio_ref_count(page_folio(page)))
+			return ERR_PTR(-EINVAL);
+	}
+	buf = kzalloc(sizeof(*buf), GFP_KERNEL_ACCOUNT);
+	if (!buf)
+		return ERR_PTR(-ENOMEM);
+	kref_init(&buf->ref);
+	INIT_LIST_HEAD(&buf->node);
+	buf->pf = pf;
+	buf->dir = dir;
+	ret = sg_alloc_table(&buf->sgt, sgt->orig_nents, GFP_KERNEL_ACCOUNT);
+	if (ret)
+		goto err_free;
+	dst = buf->sgt.sgl;
+	for_each_sgtable_sg(sgt, sg, i) {
+		sg_set_page(dst, sg_page(sg), sg->length, sg->offset);
+		dst = sg_next(dst);
+	}
+	for_each_sgtable_page(&buf->sgt, &piter, 0)
+		get_page(sg_page_iter_page(&piter));
+	ret = dma_map_sgtable(&pf->pdev->dev, &buf->sgt, dir, 0);
+	if (ret)
+		goto err_pages;
+
+	mutex_lock(&pf->lock);
+	if (pf->state != TERN_PF_LIVE) {
+		ret = -ENODEV;
+	} else {
+		kref_get(&pf->ref);
+		spin_lock_irq(&pf->buf_lock);
+		buf->mapped = true;
+		list_add(&buf->node, &pf->bufs);
+		spin_unlock_irq(&pf->buf_lock);
+	}
+	mutex_unlock(&pf->lock);
+	if (!ret)
+		return buf;
+
+	dma_unmap_sgtable(&pf->pdev->dev, &buf->sgt, dir, 0);
+err_pages:
+	for_each_sgtable_page(&buf->sgt, &piter, 0)
+		put_page(sg_page_iter_page(&piter));
+	sg_free_table(&buf->sgt);
+err_free:
+	kfree(buf);
+	return ERR_PTR(ret);
+}
+EXPORT_SYMBOL_GPL(tern_vf_buf_map);
+
+/**
+ * tern_vf_buf_unmap - give a mapped buffer back
+ * @buf: from tern_vf_buf_map(); may be called after the PF is gone
+ *
+ * The caller's pages may be freed afterwards: the device is done with
+ * them, or the buffer keeps them until it is.
+ */
+void tern_vf_buf_unmap(struct tern_vf_buf *buf)
+{
+	tern_vf_buf_put(buf);
+}
+EXPORT_SYMBOL_GPL(tern_vf_buf_unmap);
+
+/**
+ * tern_vf_save_buf - tern_vf_save() into a buffer mapped once
+ * @vf: the handle
+ * @mode: as for tern_vf_save()
+ * @offset: as for tern_vf_save()
+ * @buf: from tern_vf_buf_map() with %DMA_FROM_DEVICE
+ * @len: bytes of @buf to fill, from its start; at most
+ *	&tern_vf_info.max_xfer_segments DMA segments of it
+ * @xfer: as for tern_vf_save()
+ *
+ * No mapping, page reference or SG table is made per call.  The bytes
+ * written are the CPU's to read when it returns 0.
+ *
+ * Return: 0 or a negative errno.
+ */
+int tern_vf_save_buf(struct tern_vf *vf, enum tern_vf_save_mode mode,
+		     u64 offset, struct tern_vf_buf *buf, u32 len,
+		     struct tern_vf_xfer *xfer)
+{
+	struct device *dev = &vf->pf->pdev->dev;
+	struct tern_aq_io io = {
+		.vbuf = buf, .data_len = len, .dir = DMA_FROM_DEVICE,
+	};
+	int ret;
+
+	if (buf->dir != DMA_FROM_DEVICE)
+		return -EINVAL;
+	dma_sync_sgtable_for_device(dev, &buf->sgt, buf->dir);
+	ret = vf_save(vf, mode, offset, &io, xfer);
+	if (!ret)
+		dma_sync_sgtable_for_cpu(dev, &buf->sgt, buf->dir);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(tern_vf_save_buf);
+
+/**
+ * tern_vf_load_buf - tern_vf_load() or tern_vf_load_crc() from a buffer
+ *	mapped once
+ * @vf: the handle; the VF must be frozen
+ * @start: as for tern_vf_load()
+ * @offset: as for tern_vf_load()
+ * @buf: from tern_vf_buf_map() with %DMA_TO_DEVICE
+ * @boff: where in @buf the chunk starts
+ * @len: bytes of the chunk; at most &tern_vf_info.max_xfer_segments DMA
+ *	segments of @buf
+ * @crc: NULL, or the standard CRC32C of the chunk for the device to check
+ *	first (as tern_vf_load_crc())
+ * @xfer: as for tern_vf_load()
+ *
+ * Return: 0 or a negative errno, as tern_vf_load_crc().
+ */
+int tern_vf_load_buf(struct tern_vf *vf, bool start, u64 offset,
+		     struct tern_vf_buf *buf, u32 boff, u32 len, const u32 *crc,
+		     struct tern_vf_xfer *xfer)
+{
+	struct tern_aq_io io = {
+		.vbuf = buf, .vbuf_off = boff, .data_len = len,
+		.dir = DMA_TO_DEVICE,
+	};
+
+	if (buf->dir != DMA_TO_DEVICE)
+		return -EINVAL;
+	dma_sync_sgtable_for_device(&vf->pf->pdev->dev, &buf->sgt, buf->dir);
+	return vf_load(vf, start, offset, crc, &io, xfer);
+}
+EXPORT_SYMBOL_GPL(tern_vf_load_buf);
 
 /**
  * tern_vf_dirty_start - track the VF's DMA writes

@@ -20,6 +20,8 @@
  * -EIO        the admin queue failed or was reset under the command
  * -E2BIG      a data buffer has more DMA segments than the device takes
  *             (&tern_vf_info.max_xfer_segments)
+ * -EBADMSG    a load's data does not match its CRC (tern_vf_load_crc()),
+ *             or the device rejected the image's contents
  * others      the device's status, mapped as pf.rst lists
  *
  * Waits are killable.  The data pages given to tern_vf_save() and
@@ -35,9 +37,12 @@
 
 #include <linux/types.h>
 
+#include <linux/dma-direction.h>
+
 struct pci_dev;
 struct sg_table;
 struct tern_vf;
+struct tern_vf_buf;
 
 /**
  * enum tern_vf_event - what the PF tells a handle's owner
@@ -74,6 +79,8 @@ typedef void (*tern_vf_event_fn)(void *priv, enum tern_vf_event event);
  * @dirty_max_ranges: most IOVA ranges dirty tracking takes
  * @dirty_page_shifts: bit n set: pages of 2^n bytes can be tracked
  * @dirty_max_pages: dirty pages the tracker holds before it overflows
+ * @xfer_crc: the device checksums chunks: a save returns the CRC32C of
+ *	the bytes it wrote (&tern_vf_xfer.crc) and tern_vf_load_crc() works
  */
 struct tern_vf_info {
 	u16 image_version;
@@ -84,6 +91,7 @@ struct tern_vf_info {
 	u32 dirty_max_ranges;
 	u32 dirty_page_shifts;
 	u32 dirty_max_pages;
+	bool xfer_crc;
 };
 
 /**
@@ -106,9 +114,12 @@ enum tern_vf_save_mode {
  *	image's header
  * @more: save: bytes remain after this chunk; load: more bytes expected
  * @applied: load: the image was complete, valid, and is now the VF's state
+ * @crc: save, with &tern_vf_info.xfer_crc: the standard CRC32C of the
+ *	@bytes written, computed by the device; 0 otherwise
  */
 struct tern_vf_xfer {
 	u32 bytes;
+	u32 crc;
 	u64 image_size;
 	bool more;
 	bool applied;
@@ -149,6 +160,19 @@ int tern_vf_save(struct tern_vf *vf, enum tern_vf_save_mode mode, u64 offset,
 		 struct sg_table *sgt, u32 len, struct tern_vf_xfer *xfer);
 int tern_vf_load(struct tern_vf *vf, bool start, u64 offset,
 		 struct sg_table *sgt, u32 len, struct tern_vf_xfer *xfer);
+int tern_vf_load_crc(struct tern_vf *vf, bool start, u64 offset,
+		     struct sg_table *sgt, u32 len, u32 crc,
+		     struct tern_vf_xfer *xfer);
+
+struct tern_vf_buf *tern_vf_buf_map(struct tern_vf *vf, struct sg_table *sgt,
+				    enum dma_data_direction dir);
+void tern_vf_buf_unmap(struct tern_vf_buf *buf);
+int tern_vf_save_buf(struct tern_vf *vf, enum tern_vf_save_mode mode,
+		     u64 offset, struct tern_vf_buf *buf, u32 len,
+		     struct tern_vf_xfer *xfer);
+int tern_vf_load_buf(struct tern_vf *vf, bool start, u64 offset,
+		     struct tern_vf_buf *buf, u32 boff, u32 len, const u32 *crc,
+		     struct tern_vf_xfer *xfer);
 
 int tern_vf_dirty_start(struct tern_vf *vf, const struct tern_vf_range *ranges,
 			unsigned int nr_ranges, unsigned int page_shift);

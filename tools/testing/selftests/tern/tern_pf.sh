@@ -92,7 +92,7 @@ client() {
 
 echo 8 > "$dev/sriov_numvfs"
 modprobe tern_pf_test timeout_ms=2000
-client run 15
+client run 16
 # Short timeouts for the fault tests, long enough for a loaded TCG host.
 echo 2000 > /sys/module/tern_pf/parameters/aq_timeout_ms
 client faults 3

@@ -14,6 +14,7 @@
  * tern_pf.sh drives this and checks the PF driver's debugfs counters.
  */
 
+#include <linux/crc32c.h>
 #include <linux/debugfs.h>
 #include <linux/delay.h>
 #include <linux/kthread.h>
@@ -260,6 +261,118 @@ out_buf:
 	kfree(buf);
 	if (ret)
 		report(c, 0, "save and load", ret);
+}
+
+static u32 buf_crc(struct buf *b, u32 len)
+{
+	u32 crc = ~0, i;
+
+	for (i = 0; len; i++) {
+		u32 n = min_t(u32, len, PAGE_SIZE);
+
+		crc = crc32c(crc, page_address(b->pages[i]), n);
+		len -= n;
+	}
+	return ~crc;
+}
+
+/*
+ * Interface 1.1 through the API: a save returns the device's CRC32C of
+ * the bytes it wrote; tern_vf_load_crc() takes a chunk whose CRC matches
+ * and refuses (-EBADMSG) one whose bytes or CRC differ, taking nothing.
+ * The image streams through buffers mapped once (tern_vf_buf_map()).
+ */
+static void test_xfer_crc(struct ctx *c)
+{
+	const char *what = "a save's CRC is the data's; a load checks it; mapped buffers";
+	struct tern_vf_buf *sbuf = NULL, *lbuf = NULL;
+	struct tern_vf_xfer sx = {}, lx = {};
+	struct tern_vf_info info;
+	struct holder a, b;
+	struct buf *buf;
+	u64 off = 0;
+	u32 crc;
+	int ret;
+
+	if (c->nr_vfs < 2) {
+		skip(c, what, "needs 2 VFs");
+		return;
+	}
+	buf = kzalloc(sizeof(*buf), GFP_KERNEL);
+	ret = buf ? buf_alloc(buf) : -ENOMEM;
+	if (ret) {
+		kfree(buf);
+		report(c, 0, "buffer", ret);
+		return;
+	}
+	ret = hold(&a, c->vfs[0]);
+	if (ret)
+		goto out_buf;
+	ret = hold(&b, c->vfs[1]);
+	if (ret)
+		goto out_a;
+	ret = tern_vf_identify(a.vf, &info);
+	if (ret || !info.xfer_crc) {
+		report(c, 0, "the device checksums chunks", ret);
+		goto out_b;
+	}
+	ret = tern_vf_quiesce(b.vf) ?: tern_vf_freeze(b.vf);
+	if (ret)
+		goto out_b;
+	sbuf = tern_vf_buf_map(a.vf, &buf->sgt, DMA_FROM_DEVICE);
+	lbuf = tern_vf_buf_map(b.vf, &buf->sgt, DMA_TO_DEVICE);
+	if (IS_ERR(sbuf) || IS_ERR(lbuf)) {
+		ret = IS_ERR(sbuf) ? PTR_ERR(sbuf) : PTR_ERR(lbuf);
+		report(c, 0, what, ret);
+		goto out_map;
+	}
+
+	do {
+		ret = tern_vf_save_buf(a.vf, off ? TERN_VF_SAVE_CONTINUE :
+				       TERN_VF_SAVE_FULL, off, sbuf,
+				       TEST_CHUNK_PAGES * PAGE_SIZE, &sx);
+		if (ret || !sx.bytes)
+			break;
+		crc = buf_crc(buf, sx.bytes);
+		if (sx.crc != crc) {
+			ret = -EBADMSG;
+			break;
+		}
+		if (!off) {
+			/* A wrong CRC, then a flipped byte: nothing taken. */
+			ret = tern_vf_load_crc(b.vf, true, 0, &buf->sgt,
+					       sx.bytes, crc ^ 1, &lx);
+			if (ret != -EBADMSG) {
+				ret = ret ?: -EINVAL;
+				break;
+			}
+			((u8 *)page_address(buf->pages[1]))[7] ^= 0x10;
+			ret = tern_vf_load_crc(b.vf, true, 0, &buf->sgt,
+					       sx.bytes, crc, &lx);
+			((u8 *)page_address(buf->pages[1]))[7] ^= 0x10;
+			if (ret != -EBADMSG) {
+				ret = ret ?: -EINVAL;
+				break;
+			}
+		}
+		ret = tern_vf_load_buf(b.vf, !off, off, lbuf, 0, sx.bytes, &crc,
+				       &lx);
+		off += sx.bytes;
+	} while (!ret && sx.more);
+	report(c, !ret && lx.applied, what, ret);
+out_map:
+	if (!IS_ERR_OR_NULL(sbuf))
+		tern_vf_buf_unmap(sbuf);
+	if (!IS_ERR_OR_NULL(lbuf))
+		tern_vf_buf_unmap(lbuf);
+	tern_vf_resume(b.vf);
+out_b:
+	tern_vf_put(b.vf);
+out_a:
+	tern_vf_put(a.vf);
+out_buf:
+	buf_free(buf);
+	kfree(buf);
 }
 
 /*
@@ -1018,6 +1131,7 @@ static int run_show(struct seq_file *m, void *unused)
 	test_identify(&c);
 	test_suspend(&c);
 	test_save_load(&c);
+	test_xfer_crc(&c);
 	test_max_segments(&c);
 	test_dirty(&c);
 	test_dirty_cursor(&c);
