@@ -7,7 +7,10 @@
  * of the device image, so a file never holds more than one chunk whatever
  * the size of the VF's device memory.  The destination validates each
  * record as it arrives and hands its payload to the device, which stages
- * an image and applies it only when it is complete and valid.
+ * an image and applies it only when it is complete and valid.  The
+ * device checksums the image chunks (SAVE returns their CRC, LOAD checks
+ * it), so the CPU's one pass over a payload is the copy to or from user
+ * space; a file's buffer is mapped for the device once, when it is made.
  * Documentation/tern/migration-stream.rst describes the stream.
  */
 
@@ -18,6 +21,7 @@
 #include <linux/poll.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
+#include <linux/sort.h>
 #include <linux/uaccess.h>
 #include <linux/utsname.h>
 
@@ -45,6 +49,15 @@ static void tern_buf_free(struct tern_buf *b)
 	b->nr_pages = 0;
 }
 
+/* Descending physical addresses: no two neighbours are contiguous. */
+static int tern_page_cmp(const void *a, const void *b)
+{
+	unsigned long pa = page_to_pfn(*(struct page * const *)a);
+	unsigned long pb = page_to_pfn(*(struct page * const *)b);
+
+	return pa < pb ? 1 : pa > pb ? -1 : 0;
+}
+
 static int tern_buf_alloc(struct tern_buf *b, unsigned int nr_pages)
 {
 	unsigned int i;
@@ -62,6 +75,10 @@ static int tern_buf_alloc(struct tern_buf *b, unsigned int nr_pages)
 		}
 		b->nr_pages++;
 	}
+	/* A test of max_xfer_segments: one DMA segment per page. */
+	if (READ_ONCE(tern_scatter_buffers))
+		sort(b->pages, nr_pages, sizeof(*b->pages), tern_page_cmp,
+		     NULL);
 	ret = sg_alloc_table_from_pages(&b->sgt, b->pages, nr_pages, 0,
 					(size_t)nr_pages << PAGE_SHIFT,
 					GFP_KERNEL_ACCOUNT);
@@ -70,6 +87,38 @@ static int tern_buf_alloc(struct tern_buf *b, unsigned int nr_pages)
 err:
 	tern_buf_free(b);
 	return ret;
+}
+
+/*
+ * Bytes of @b from @off, at most @len, that one
+ * command moves: the device takes max_xfer_segments segments per command
+ * (an IOMMU can only merge them further).
+ */
+static u32 tern_buf_xfer_len(struct tern_vfio_dev *tvdev, struct tern_buf *b,
+			     u32 off, u32 len)
+{
+	unsigned int segs = 0, i;
+	struct scatterlist *sg;
+	u32 pos = 0, n = 0;
+
+	for_each_sgtable_sg(&b->sgt, sg, i) {
+		u32 end = pos + sg->length;
+
+		if (end > off) {
+			if (segs++ == tvdev->info.max_xfer_segments || n >= len)
+				break;
+			n += end - max(pos, off);
+		}
+		pos = end;
+	}
+	return min(n, len);
+}
+
+/* The shortest chunk any buffer gives: one page per DMA segment. */
+static u32 tern_min_chunk(struct tern_vfio_dev *tvdev)
+{
+	return min_t(u64, TERN_CHUNK_SIZE,
+		     (u64)max(tvdev->info.max_xfer_segments, 1u) << PAGE_SHIFT);
 }
 
 /* CRC-32C of @len bytes of @b, continuing @crc. */
@@ -148,6 +197,7 @@ static int mig_file_release(struct inode *inode, struct file *filp)
 	struct tern_mig_file *migf = filp->private_data;
 	struct vfio_device *vdev = &migf->tvdev->core.vdev;
 
+	tern_vf_buf_unmap(migf->buf.map);
 	tern_buf_free(&migf->buf);
 	mutex_destroy(&migf->lock);
 	kfree(migf);
@@ -173,10 +223,18 @@ mig_file_new(struct tern_vfio_dev *tvdev, const struct file_operations *fops,
 	ret = tern_buf_alloc(&migf->buf, nr_pages);
 	if (ret)
 		goto err_free;
+	/* Mapped once: no chunk pays for a mapping. */
+	migf->buf.map = tern_vf_buf_map(tvdev->vf, &migf->buf.sgt,
+					flags == O_RDONLY ? DMA_FROM_DEVICE :
+							    DMA_TO_DEVICE);
+	if (IS_ERR(migf->buf.map)) {
+		ret = PTR_ERR(migf->buf.map);
+		goto err_buf;
+	}
 	migf->filp = anon_inode_getfile("tern_vfio_mig", fops, migf, flags);
 	if (IS_ERR(migf->filp)) {
 		ret = PTR_ERR(migf->filp);
-		goto err_buf;
+		goto err_map;
 	}
 	stream_open(migf->filp->f_inode, migf->filp);
 	/*
@@ -188,6 +246,8 @@ mig_file_new(struct tern_vfio_dev *tvdev, const struct file_operations *fops,
 	get_device(&tvdev->core.vdev.device);
 	return migf;
 
+err_map:
+	tern_vf_buf_unmap(migf->buf.map);
 err_buf:
 	tern_buf_free(&migf->buf);
 err_free:
@@ -265,7 +325,9 @@ static u32 rec_hdr_crc(const struct tern_stream_rec *rec)
 
 /*
  * Queue a record header; its payload is @payload, queued after it, or
- * (@payload NULL) the first @len bytes of migf->buf.
+ * (@payload NULL) the first @len bytes of migf->buf, whose CRC32C the
+ * device computed (migf->payload_crc) if it does: the record's CRC then
+ * follows from it and the header's, and the CPU never reads the payload.
  */
 static void save_queue_rec(struct tern_mig_file *migf, u16 type, u16 flags,
 			   u64 offset, u32 len, const void *payload)
@@ -279,9 +341,13 @@ static void save_queue_rec(struct tern_mig_file *migf, u16 type, u16 flags,
 	};
 	u32 crc = rec_hdr_crc(&rec);
 
-	crc = payload ? crc32c(crc, payload, len) :
-			tern_buf_crc(&migf->buf, crc, 0, len);
-	rec.crc = cpu_to_le32(~crc);
+	if (payload)
+		crc = ~crc32c(crc, payload, len);
+	else if (migf->tvdev->info.xfer_crc)
+		crc = tern_crc32c_shift(~crc, len) ^ migf->payload_crc;
+	else
+		crc = ~tern_buf_crc(&migf->buf, crc, 0, len);
+	rec.crc = cpu_to_le32(crc);
 	save_queue(migf, &rec, sizeof(rec));
 	if (payload)
 		save_queue(migf, payload, len);
@@ -338,13 +404,14 @@ static int save_next_chunk(struct tern_mig_file *migf)
 					 TERN_VF_SAVE_FULL;
 		off = 0;
 	}
-	ret = tern_vf_save(tvdev->vf, mode, off, &migf->buf.sgt,
-			   TERN_CHUNK_SIZE, &x);
+	ret = tern_vf_save_buf(tvdev->vf, mode, off, migf->buf.map,
+			       migf->chunk_len, &x);
 	if (ret)
 		return ret;
 	ret = save_check_xfer(migf, off, &x);
 	if (ret)
 		return ret;
+	migf->payload_crc = x.crc;
 	if (!migf->image_open) {
 		migf->image_open = true;
 		migf->image_size = x.image_size;
@@ -402,7 +469,8 @@ static u64 save_ahead(struct tern_mig_file *migf)
 {
 	u64 rest = migf->image_open ? migf->image_size - migf->image_off : 0;
 
-	return migf->produced - migf->pos + tern_image_stream_bytes(rest);
+	return migf->produced - migf->pos +
+	       tern_image_stream_bytes(rest, migf->chunk_len);
 }
 
 /*
@@ -575,7 +643,8 @@ static long save_precopy_info(struct tern_mig_file *migf,
 		if (ret)
 			return ret;
 		if (pending)
-			pending = tern_image_stream_bytes(pending);
+			pending = tern_image_stream_bytes(pending,
+							  migf->chunk_len);
 	}
 	/* produced >= initial_end, so this never wraps. */
 	info->dirty_bytes = ahead - info->initial_bytes + pending;
@@ -640,6 +709,9 @@ static struct tern_mig_file *save_file_new(struct tern_vfio_dev *tvdev,
 	migf = mig_file_new(tvdev, &tern_save_fops, O_RDONLY, TERN_CHUNK_PAGES);
 	if (IS_ERR(migf))
 		return migf;
+	/* As much as the device takes in one command of this buffer. */
+	migf->chunk_len = tern_buf_xfer_len(tvdev, &migf->buf, 0,
+					    TERN_CHUNK_SIZE);
 
 	mutex_lock(&migf->lock);
 	migf->precopy = precopy;
@@ -719,16 +791,52 @@ static int resume_check_rec(struct tern_mig_file *migf)
 	}
 }
 
+/*
+ * A payload that does not fit in the device's SG entries at once, checked
+ * by the CPU already: in as many loads as it takes.
+ */
+static int resume_load_pieces(struct tern_mig_file *migf, bool first, u64 off,
+			      u32 len, struct tern_vf_xfer *x)
+{
+	struct tern_vfio_dev *tvdev = migf->tvdev;
+	u32 done = 0;
+	int ret = 0;
+
+	while (done < len) {
+		u32 n = tern_buf_xfer_len(tvdev, &migf->buf, done, len - done);
+
+		ret = tern_vf_load_buf(tvdev->vf, first && !done, off + done,
+				       migf->buf.map, done, n, NULL, x);
+		if (ret)
+			return ret;
+		done += x->bytes;
+		if (x->bytes != n || x->applied)
+			break;
+	}
+	x->bytes = done;
+	return 0;
+}
+
 static int resume_load_image(struct tern_mig_file *migf, u32 len)
 {
 	const struct tern_stream_rec *rec = &migf->rec;
 	bool first = le16_to_cpu(rec->flags) & TERN_REC_F_FIRST;
+	u64 off = le64_to_cpu(rec->offset);
 	struct tern_vf_xfer x;
+	u32 crc;
 	int ret;
 
-	ret = tern_vf_load(migf->tvdev->vf, first, le64_to_cpu(rec->offset),
-			   &migf->buf.sgt, len, &x);
+	if (migf->dev_crc) {
+		/* The payload's CRC, from the record's and its header's. */
+		crc = le32_to_cpu(rec->crc) ^
+		      tern_crc32c_shift(~rec_hdr_crc(rec), len);
+		ret = tern_vf_load_buf(migf->tvdev->vf, first, off,
+				       migf->buf.map, 0, len, &crc, &x);
+	} else {
+		ret = resume_load_pieces(migf, first, off, len, &x);
+	}
 	if (ret) {
+		/* -EBADMSG: its CRC (if the device checks it) or the image's. */
 		dev_err_ratelimited(mig_dev(migf), "stream: the device rejected image record %u: %d\n",
 				    le32_to_cpu(rec->seq), ret);
 		return ret;
@@ -775,7 +883,7 @@ static int resume_rec_done(struct tern_mig_file *migf)
 	u32 len = le32_to_cpu(rec->length);
 	int ret = 0;
 
-	if (~migf->crc != le32_to_cpu(rec->crc)) {
+	if (!migf->dev_crc && ~migf->crc != le32_to_cpu(rec->crc)) {
 		dev_err_ratelimited(mig_dev(migf), "stream: record %u fails its CRC\n",
 				    le32_to_cpu(rec->seq));
 		return -EBADMSG;
@@ -813,8 +921,9 @@ static ssize_t resume_payload(struct tern_mig_file *migf,
 	} else {
 		if (tern_buf_from_user(&migf->buf, ubuf, migf->rec_got, n))
 			return -EFAULT;
-		migf->crc = tern_buf_crc(&migf->buf, migf->crc, migf->rec_got,
-					 n);
+		if (!migf->dev_crc)
+			migf->crc = tern_buf_crc(&migf->buf, migf->crc,
+						 migf->rec_got, n);
 	}
 	migf->rec_got += n;
 	return n;
@@ -826,7 +935,7 @@ static ssize_t resume_consume(struct tern_mig_file *migf,
 {
 	u8 *part = migf->have_hdr ? (u8 *)&migf->rec : migf->hdr;
 	u32 want = migf->have_hdr ? sizeof(migf->rec) : sizeof(migf->hdr);
-	u32 n;
+	u32 n, plen;
 	int ret;
 
 	if (migf->ended) {
@@ -863,6 +972,12 @@ static ssize_t resume_consume(struct tern_mig_file *migf,
 	migf->in_rec = true;
 	migf->rec_got = 0;
 	migf->crc = rec_hdr_crc(&migf->rec);
+	/* One LOAD the device checks, if the payload fits in one. */
+	plen = le32_to_cpu(migf->rec.length);
+	migf->dev_crc = le16_to_cpu(migf->rec.type) == TERN_REC_IMAGE &&
+			migf->tvdev->info.xfer_crc &&
+			tern_buf_xfer_len(migf->tvdev, &migf->buf, 0, plen) ==
+			plen;
 check_done:
 	if (migf->rec_got == le32_to_cpu(migf->rec.length)) {
 		ret = resume_rec_done(migf);
@@ -1163,11 +1278,17 @@ static int tern_get_data_size(struct vfio_device *vdev,
 	migf = tvdev->saving;
 	if (migf && migf->precopy) {
 		mutex_lock(&migf->lock);
-		size = save_ahead(migf) + tern_image_stream_bytes(incr ?: full) +
+		size = save_ahead(migf) +
+		       tern_image_stream_bytes(incr ?: full, migf->chunk_len) +
 		       TERN_STREAM_REC_SIZE + TERN_STREAM_END_SIZE;
 		mutex_unlock(&migf->lock);
 	} else {
-		size = fixed + tern_image_stream_bytes(full);
+		/*
+		 * The file's buffer is not made yet: records no shorter than
+		 * max_xfer_segments single pages bound the record count.
+		 */
+		size = fixed +
+		       tern_image_stream_bytes(full, tern_min_chunk(tvdev));
 	}
 	*stop_copy_length = size;
 out:

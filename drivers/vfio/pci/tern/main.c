@@ -25,6 +25,10 @@ static bool precopy = true;
 module_param(precopy, bool, 0444);
 MODULE_PARM_DESC(precopy, "offer PRE_COPY (default on)");
 
+bool tern_scatter_buffers;
+module_param_named(scatter_buffers, tern_scatter_buffers, bool, 0644);
+MODULE_PARM_DESC(scatter_buffers, "test aid: data buffers of pages none of which are contiguous");
+
 /*
  * Note a reset or PF event for tern_state_unlock() to act on: now if
  * state_mutex is free, else when its holder lets go.  The callers hold

@@ -19,18 +19,19 @@
 #define TERN_CHUNK_PAGES	(TERN_CHUNK_SIZE >> PAGE_SHIFT)
 #define TERN_PAYLOAD_PAGES	(TERN_REC_MAX_PAYLOAD >> PAGE_SHIFT)
 
-/* Bytes of stream that carry an image of @size bytes. */
-static inline u64 tern_image_stream_bytes(u64 size)
+/* Bytes of stream that carry an image of @size bytes in @chunk-byte records. */
+static inline u64 tern_image_stream_bytes(u64 size, u32 chunk)
 {
-	return size + DIV_ROUND_UP_ULL(size, TERN_CHUNK_SIZE) *
+	return size + DIV_ROUND_UP_ULL(size, chunk) *
 		      TERN_STREAM_REC_SIZE;
 }
 
-/* A buffer of pages that the PF can map for DMA. */
+/* A buffer of pages, mapped for the PF's DMA once, when its file is made. */
 struct tern_buf {
 	struct page **pages;
 	unsigned int nr_pages;
 	struct sg_table sgt;
+	struct tern_vf_buf *map;
 };
 
 /*
@@ -54,11 +55,13 @@ struct tern_mig_file {
 	bool final_taken;	/* the last image is taken */
 	bool end_queued;	/* the END record is queued */
 	u64 produced;		/* stream bytes queued so far */
+	u32 chunk_len;		/* image bytes asked of the device per SAVE */
 	u64 initial_end;	/* produced at the full image's end, or 0 */
 	u8 queue[256];		/* stream header and record headers */
 	u32 queue_len;		/* bytes in queue[] */
 	u32 queue_off;		/* bytes of queue[] already read */
 	u32 payload_len;	/* bytes in buf after the queue */
+	u32 payload_crc;	/* the device's CRC32C of them, if it gives it */
 	u32 payload_off;	/* bytes of buf already read */
 	bool image_open;	/* an image is being read from the device */
 	u64 image_size;
@@ -72,8 +75,9 @@ struct tern_mig_file {
 	u32 part_len;		/* bytes of hdr[] or rec received */
 	bool have_hdr;		/* the stream header is validated */
 	bool in_rec;		/* rec is valid, its payload is arriving */
+	bool dev_crc;		/* the device checks rec's payload, not the CPU */
 	u32 rec_got;		/* payload bytes received */
-	u32 crc;		/* running CRC32C of the payload */
+	u32 crc;		/* running CRC32C of a payload the CPU checks */
 	bool ended;		/* the END record arrived and checked */
 	bool applied;		/* the device applied the last image */
 };
@@ -119,6 +123,7 @@ static inline struct tern_vfio_dev *to_tvdev(struct vfio_device *vdev)
 void tern_state_lock(struct tern_vfio_dev *tvdev);
 void tern_state_unlock(struct tern_vfio_dev *tvdev);
 
+extern bool tern_scatter_buffers;
 extern const struct vfio_migration_ops tern_mig_ops;
 void tern_mig_release_files(struct tern_vfio_dev *tvdev);
 int tern_mig_open(struct tern_vfio_dev *tvdev);
@@ -133,5 +138,6 @@ int tern_stream_check_hdr(struct tern_vfio_dev *tvdev,
 void tern_stream_make_hdr(struct tern_vfio_dev *tvdev,
 			  struct tern_stream_hdr *hdr);
 int tern_compat_string(struct tern_vfio_dev *tvdev, char *buf, size_t size);
+u32 tern_crc32c_shift(u32 crc, u64 len);
 
 #endif /* TERN_VFIO_H */

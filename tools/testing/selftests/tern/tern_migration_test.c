@@ -6,15 +6,18 @@
  * the VFIO migration uAPI, by STOP_COPY and by PRE_COPY, while A has DMA
  * in flight, and B must go on exactly where A stopped.
  */
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
 #include "lib/env_util.h"
 #include "lib/mig_util.h"
+#include <tern/tern_stream.h>
 
 #define TIMEOUT_MS	10000
 #define NR_DESC		32
@@ -143,6 +146,14 @@ static void check_continues(struct __test_metadata *_metadata,
 	EXPECT_EQ(cnt_before + NR_DESC, work_done(&self->w));
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static void load_and_run(struct __test_metadata *_metadata,
 			 struct vfio_dev *d, struct mig_buf *s)
 {
@@ -153,6 +164,7 @@ static void load_and_run(struct __test_metadata *_metadata,
 TEST_F(loopback, stop_copy)
 {
 	struct mig_buf s = {};
+	double t0, t1, t2, t3, t4, t5;
 	uint64_t size, done;
 	uint32_t state;
 	int fd;
@@ -164,12 +176,16 @@ TEST_F(loopback, stop_copy)
 
 	ASSERT_EQ(0, go(&self->e.dev[A], VFIO_DEVICE_STATE_STOP));
 	ASSERT_EQ(0, mig_data_size(&self->e.dev[A], &size));
+	t0 = now_s();
 	ASSERT_EQ(0, mig_set_state(&self->e.dev[A],
 				   VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	t1 = now_s();
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, mig_get_state(&self->e.dev[A], &state));
 	EXPECT_EQ(VFIO_DEVICE_STATE_STOP_COPY, state);
+	t2 = now_s();
 	ASSERT_EQ(0, mig_read(fd, &s));
+	t3 = now_s();
 	/* MIG_DATA_SIZE is non-zero and bounds what STOP_COPY produced. */
 	EXPECT_GT(s.len, self->e.devmem_size);
 	EXPECT_LE(s.len, size);
@@ -179,7 +195,13 @@ TEST_F(loopback, stop_copy)
 	EXPECT_EQ(ENODEV, errno);
 	close(fd);
 
+	t4 = now_s();
 	load_and_run(_metadata, &self->e.dev[B], &s);
+	t5 = now_s();
+	/* Rough figures, for comparisons in one boot (make bench measures). */
+	TH_LOG("%zu stream bytes: STOP_COPY arc %.3f s, read %.3f s (%.1f MiB/s); resume %.3f s (%.1f MiB/s)",
+	       s.len, t1 - t0, t3 - t2, s.len / (t3 - t2) / (1 << 20),
+	       t5 - t4, s.len / (t5 - t4) / (1 << 20));
 	EXPECT_TRUE(devmem_same(&self->e));
 	check_continues(_metadata, self, B, done);
 	mig_buf_free(&s);
@@ -276,6 +298,167 @@ TEST_F(loopback, ping_pong)
 		check_continues(_metadata, self, to, done);
 		mig_buf_free(&s);
 	}
+}
+
+#define SCATTER_PARAM	"/sys/module/tern_vfio_pci/parameters/scatter_buffers"
+
+/* SG entries per command of the PF's device, from tern_pf's debugfs. */
+static unsigned int pf_max_sg(struct tern_env *e)
+{
+	char path[128], buf[1024], *p;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/tern_pf/%s/aq", e->pf);
+	if (file_read(path, buf, sizeof(buf)))
+		return 0;
+	p = strstr(buf, "max_sg: ");
+	return p ? atoi(p + 8) : 0;
+}
+
+/* The largest IMAGE payload of a stream, and how many IMAGE records. */
+static uint32_t max_image_rec(const struct mig_buf *s, unsigned int *nr)
+{
+	size_t off = TERN_STREAM_HDR_SIZE;
+	uint32_t max = 0;
+
+	*nr = 0;
+	while (off + TERN_STREAM_REC_SIZE <= s->len) {
+		const struct tern_stream_rec *r = (const void *)(s->data + off);
+		uint32_t len = le32toh(r->length);
+
+		if (le16toh(r->type) == TERN_REC_IMAGE) {
+			max = len > max ? len : max;
+			(*nr)++;
+		}
+		off += TERN_STREAM_REC_SIZE + len;
+	}
+	return max;
+}
+
+static void put_rec(struct mig_buf *o, uint16_t type, uint16_t flags,
+		    uint64_t offset, uint32_t seq, const void *payload,
+		    uint32_t len)
+{
+	struct tern_stream_rec r = {
+		.type = htole16(type), .flags = htole16(flags),
+		.length = htole32(len), .offset = htole64(offset),
+		.seq = htole32(seq),
+	};
+	uint32_t crc = tern_crc32c(~0u, &r, sizeof(r));
+
+	r.crc = htole32(tern_crc32c(crc, payload, len) ^ ~0u);
+	memcpy(o->data + o->len, &r, sizeof(r));
+	memcpy(o->data + o->len + sizeof(r), payload, len);
+	o->len += sizeof(r) + len;
+}
+
+/*
+ * The same stream with its IMAGE payloads in records of rec_len bytes
+ * (the last of each image shorter): what another source could send.
+ */
+static int restream(const struct mig_buf *s, struct mig_buf *o,
+		    uint32_t rec_len)
+{
+	size_t off = TERN_STREAM_HDR_SIZE, img = 0, img_len = 0;
+	uint8_t *image = malloc(s->len);
+	struct tern_stream_end end;
+	uint32_t seq = 0;
+
+	o->cap = s->len * 2 + (1 << 20);
+	o->data = malloc(o->cap);
+	if (!image || !o->data)
+		return -ENOMEM;
+	memcpy(o->data, s->data, TERN_STREAM_HDR_SIZE);
+	o->len = TERN_STREAM_HDR_SIZE;
+	while (off + TERN_STREAM_REC_SIZE <= s->len) {
+		const struct tern_stream_rec *r = (const void *)(s->data + off);
+		const uint8_t *payload = s->data + off + sizeof(*r);
+		uint32_t len = le32toh(r->length);
+		uint16_t type = le16toh(r->type);
+
+		off += sizeof(*r) + len;
+		if (type == TERN_REC_IMAGE) {
+			memcpy(image + img_len, payload, len);
+			img_len += len;
+			/* The image ends where the next record is no IMAGE
+			 * continuation. */
+			if (off + sizeof(*r) <= s->len &&
+			    le16toh(((const struct tern_stream_rec *)
+				     (s->data + off))->type) ==
+			    TERN_REC_IMAGE &&
+			    !(le16toh(((const struct tern_stream_rec *)
+				       (s->data + off))->flags) &
+			      TERN_REC_F_FIRST))
+				continue;
+			for (img = 0; img < img_len; img += rec_len) {
+				uint32_t n = img_len - img < rec_len ?
+					     img_len - img : rec_len;
+
+				put_rec(o, TERN_REC_IMAGE,
+					img ? 0 : TERN_REC_F_FIRST, img, seq++,
+					image + img, n);
+			}
+			img_len = 0;
+		} else if (type == TERN_REC_END) {
+			memcpy(&end, payload, sizeof(end));
+			end.nr_records = htole32(seq);
+			put_rec(o, type, 0, 0, seq++, &end, sizeof(end));
+		} else {
+			put_rec(o, type, le16toh(r->flags), le64toh(r->offset),
+				seq++, payload, len);
+		}
+	}
+	free(image);
+	return 0;
+}
+
+/*
+ * max_xfer_segments is honoured.  With data buffers of pages none of
+ * which are contiguous (scatter_buffers), every page is a DMA segment:
+ * the source then asks the device for no more than max_sg pages per
+ * SAVE, so its records are that small, and the destination loads a
+ * record bigger than that in several LOADs (checking its CRC on the
+ * CPU).  Run with the device property x-max-sg=4 to make it bite; the
+ * device refuses a command with more entries than it takes, so a driver
+ * that ignored the limit would fail here.
+ */
+TEST_F(loopback, scattered_buffers)
+{
+	unsigned int max_sg = pf_max_sg(&self->e), nr;
+	struct mig_buf s = {}, big = {};
+	uint32_t max, limit;
+	char old[8] = "N";
+
+	ASSERT_LT(0, max_sg);
+	limit = max_sg * ENV_PAGE < (512u << 10) ? max_sg * ENV_PAGE :
+						   512u << 10;
+	file_read(SCATTER_PARAM, old, sizeof(old));
+	ASSERT_EQ(0, file_write(SCATTER_PARAM, "Y"));
+
+	poke_devmem(self->e.mem[A], 0, 0x31);
+	poke_devmem(self->e.mem[A], self->e.devmem_size - ENV_PAGE, 0x32);
+	ASSERT_EQ(0, go(&self->e.dev[A], VFIO_DEVICE_STATE_STOP));
+	ASSERT_EQ(0, mig_save(&self->e.dev[A], &s));
+	max = max_image_rec(&s, &nr);
+	TH_LOG("max_sg %u: %u IMAGE records, the largest %u bytes", max_sg,
+	       nr, max);
+	EXPECT_LE(max, limit);
+	EXPECT_LE((s.len - 4096) / limit, nr);
+	ASSERT_EQ(0, mig_load(&self->e.dev[B], &s, WRITE_PIECE));
+	EXPECT_TRUE(devmem_same(&self->e));
+
+	/* Records of 1 MiB, more than a command of the destination takes. */
+	ASSERT_EQ(0, restream(&s, &big, TERN_REC_MAX_PAYLOAD));
+	EXPECT_EQ(TERN_REC_MAX_PAYLOAD, max_image_rec(&big, &nr));
+	poke_devmem(self->e.mem[B], 0, 0x99);
+	ASSERT_EQ(0, mig_load(&self->e.dev[B], &big, WRITE_PIECE));
+	EXPECT_TRUE(devmem_same(&self->e));
+	/* A flipped payload byte is still refused. */
+	big.data[big.len / 2] ^= 0x04;
+	EXPECT_EQ(-EBADMSG, mig_load(&self->e.dev[B], &big, WRITE_PIECE));
+
+	file_write(SCATTER_PARAM, old[0] == 'Y' ? "Y" : "N");
+	mig_buf_free(&s);
+	mig_buf_free(&big);
 }
 
 /* MIG_DATA_SIZE is non-zero in every state and bounds STOP_COPY. */
