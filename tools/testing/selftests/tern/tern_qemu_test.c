@@ -11,7 +11,8 @@
  * While the migration pre-copies, the VF keeps filling L2 RAM; after it,
  * every byte the VF wrote must be on the destination, which only holds
  * if the VF reported its dirty pages.  With --demo one migration runs
- * and a summary is printed.
+ * and a summary is printed; --ping-pong N migrates back and forth N
+ * times, --cancel N cancels N migrations in mid pre-copy.
  *
  * The L2 VMM is any QEMU: --qemu PATH or $TERN_QEMU, by default the one
  * on PATH (tern's, in the test VM).  One without the qtest accelerator,
@@ -1046,7 +1047,8 @@ static void qemu_choose(char *version, size_t n)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: tern_qemu_test [--qemu PATH] [--basic | --demo | --ping-pong N]\n"
+		"usage: tern_qemu_test [--qemu PATH]\n"
+		"                      [--basic | --demo | --ping-pong N | --cancel N]\n"
 		"\n"
 		"QEMU live-migrates an L2 VM whose tern VF keeps doing DMA, and every\n"
 		"byte the VF wrote is verified on the destination.  Needs a tern PF\n"
@@ -1058,14 +1060,15 @@ static void usage(FILE *f)
 		"                 stop-copy; plain and multifd)\n"
 		"  --demo         one migration and a summary (make demo)\n"
 		"  --ping-pong N  N migrations in a row, A -> B -> A ...\n"
+		"  --cancel N     N migrations cancelled in mid pre-copy\n"
 		"  -h, --help     this text\n", QEMU);
 }
 
 int main(int argc, char **argv)
 {
-	enum { ALL, BASIC, DEMO, PING_PONG } mode = ALL;
+	enum { ALL, BASIC, DEMO, PING_PONG, CANCEL } mode = ALL;
 	char version[256];
-	int i, hops = 0;
+	int i, n = 0;
 
 	if (getenv("TERN_QEMU") && *getenv("TERN_QEMU"))
 		qemu_bin = getenv("TERN_QEMU");
@@ -1076,10 +1079,11 @@ int main(int argc, char **argv)
 			mode = BASIC;
 		} else if (!strcmp(argv[i], "--demo")) {
 			mode = DEMO;
-		} else if (!strcmp(argv[i], "--ping-pong") && i + 1 < argc) {
-			mode = PING_PONG;
-			hops = atoi(argv[++i]);
-			if (hops < 1 || hops > 100000) {
+		} else if ((!strcmp(argv[i], "--ping-pong") ||
+			    !strcmp(argv[i], "--cancel")) && i + 1 < argc) {
+			mode = !strcmp(argv[i], "--cancel") ? CANCEL : PING_PONG;
+			n = atoi(argv[++i]);
+			if (n < 1 || n > 100000) {
 				usage(stderr);
 				return KSFT_FAIL;
 			}
@@ -1106,7 +1110,14 @@ int main(int argc, char **argv)
 		       qemu_accel);
 	if (mode == PING_PONG) {
 		ksft_set_plan(1);
-		test_ping_pong(hops);
+		test_ping_pong(n);
+		ksft_finished();
+	}
+	/* The cancel race (qemu/patches/0002) is rare: try it N times. */
+	if (mode == CANCEL) {
+		ksft_set_plan(n);
+		for (i = 0; i < n; i++)
+			test_source_survives(false);
 		ksft_finished();
 	}
 	if (mode == BASIC) {
