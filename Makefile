@@ -7,6 +7,7 @@
 #   make check      all of the above, static checks, the VM test suites
 #   make demo       boot the test VM and show tern at work
 #   make soak       the reliability figures (Documentation/tern/reliability.rst)
+#   make deb        build/deb/tern-dkms_<version>_all.deb, the DKMS package
 #
 # Long builds are cached under $(TERN_CACHE) by content hash.
 
@@ -17,7 +18,7 @@ B := build
 SETUP_STAMP := $(TERN_CACHE)/setup-$(shell sha256sum scripts/setup | cut -c1-16).done
 
 .PHONY: all setup qemu kernel modules selftests check check-static demo soak \
-	clean
+	deb clean
 
 all: qemu kernel modules selftests
 
@@ -58,6 +59,11 @@ demo: all
 
 soak: all
 	scripts/soak
+
+# The Debian package of the drivers' sources, built by DKMS on the host
+# (debian/; the version is debian/changelog's).
+deb: setup
+	scripts/build-deb
 
 clean:
 	rm -rf $(B)

@@ -13,6 +13,10 @@
  * if the VF reported its dirty pages.  With --demo one migration runs
  * and a summary is printed; --ping-pong N migrates back and forth N
  * times, --cancel N cancels N migrations in mid pre-copy.
+ *
+ * The L2 VMM is any QEMU: --qemu PATH or $TERN_QEMU, by default the one
+ * on PATH (tern's, in the test VM).  One without the qtest accelerator,
+ * Debian's say, runs L2 under TCG: the -qtest socket works with it too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +41,10 @@
 #define DIR		"/tmp/tern-e2e"
 #define QEMU		"qemu-system-x86_64"
 #define FIRMWARE	"/opt/tern/qemu/halt.bin"
+
+/* The L2 QEMU (--qemu, $TERN_QEMU) and its accelerator (qemu_choose()). */
+static const char *qemu_bin = QEMU;
+static const char *qemu_accel = "qtest";
 
 /* L2's guest-physical layout: RAM below 128 MiB, the VF's BARs above. */
 #define RING_GPA	0x100000ull
@@ -216,8 +224,9 @@ static void vm_start(struct vm *vm, const char *name, const char *vf,
 	if (!vm->pid) {
 		char qt_arg[160], qmp_arg[160];
 		char *argv[] = {
-			QEMU, "-nodefaults", "-no-user-config", "-display",
-			"none", "-machine", "q35", "-accel", "qtest", "-m",
+			(char *)qemu_bin, "-nodefaults", "-no-user-config",
+			"-display", "none", "-machine", "q35", "-accel",
+			(char *)qemu_accel, "-m",
 			"32M", "-bios", FIRMWARE, "-qtest", qt_arg,
 			"-qtest-log", "none", "-chardev",
 			qmp_arg, "-mon", "chardev=qmp,mode=control", "-device",
@@ -233,7 +242,7 @@ static void vm_start(struct vm *vm, const char *name, const char *vf,
 		/* A source VM ends its arguments before -incoming. */
 		if (!incoming)
 			argv[23] = NULL;
-		execvp(QEMU, argv);
+		execvp(qemu_bin, argv);
 		_exit(127);
 	}
 	qemu_pids[incoming] = vm->pid;
@@ -944,30 +953,180 @@ static int demo(void)
 	return ok ? 0 : 1;
 }
 
+/* ------------------------------------------------------------------
+ * The L2 QEMU and the command line
+ */
+
+/*
+ * Run QEMU (@argv, argv[0] the binary) without a shell, as @argv[0] comes
+ * from the user, with @input on its stdin; its output, at most @n - 1
+ * bytes, NUL-terminated, in @out.  False if it could not run or did not
+ * exit with 0.
+ */
+static bool qemu_run(char *const argv[], const char *input, char *out,
+		     size_t n)
+{
+	int ofd[2], ifd[2], st;
+	size_t len = 0;
+	ssize_t r;
+	pid_t pid;
+
+	if (pipe(ofd))
+		return false;
+	if (pipe(ifd)) {
+		close(ofd[0]);
+		close(ofd[1]);
+		return false;
+	}
+	pid = fork();
+	if (pid < 0)
+		return false;
+	if (!pid) {
+		dup2(ifd[0], 0);
+		dup2(ofd[1], 1);
+		dup2(ofd[1], 2);
+		close(ifd[1]);
+		close(ofd[0]);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(ifd[0]);
+	close(ofd[1]);
+	/* A few bytes: the pipe takes them before QEMU reads. */
+	if (write(ifd[1], input, strlen(input)) < 0)
+		ksft_print_msg("cannot write to %s: %s\n", argv[0],
+			       strerror(errno));
+	close(ifd[1]);
+	while (len < n - 1 && (r = read(ofd[0], out + len, n - 1 - len)) > 0)
+		len += r;
+	out[len] = 0;
+	close(ofd[0]);
+	return waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+	       !WEXITSTATUS(st);
+}
+
+/* Whether QEMU starts with -accel @accel: its monitor on stdin quits it. */
+static bool qemu_has_accel(const char *accel)
+{
+	char *argv[] = {
+		(char *)qemu_bin, "-nodefaults", "-no-user-config", "-display",
+		"none", "-machine", "none", "-accel", (char *)accel,
+		"-monitor", "stdio", NULL
+	};
+	char out[4096];
+
+	return qemu_run(argv, "quit\n", out, sizeof(out));
+}
+
+/*
+ * The accelerator for L2: qtest (no guest CPU runs) where the binary has
+ * it, else TCG; L2's CPU then runs its firmware, which only halts.
+ * QEMU's "-accel help" never lists qtest: the binary is asked to start
+ * with each instead.
+ */
+static void qemu_choose(char *version, size_t n)
+{
+	char *argv[] = { (char *)qemu_bin, "-version", NULL };
+	char *nl;
+
+	if (!qemu_run(argv, "", version, n))
+		ksft_exit_fail_msg("%s -version failed: %.200s\n", qemu_bin,
+				   version);
+	nl = strchr(version, '\n');
+	if (nl)
+		*nl = 0;
+	if (qemu_has_accel("qtest"))
+		qemu_accel = "qtest";
+	else if (qemu_has_accel("tcg"))
+		qemu_accel = "tcg";
+	else
+		ksft_exit_fail_msg("%s starts with neither -accel qtest nor -accel tcg\n",
+				   qemu_bin);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tern_qemu_test [--qemu PATH]\n"
+		"                      [--basic | --demo | --ping-pong N | --cancel N]\n"
+		"\n"
+		"QEMU live-migrates an L2 VM whose tern VF keeps doing DMA, and every\n"
+		"byte the VF wrote is verified on the destination.  Needs a tern PF\n"
+		"with 2 VFs free (the test VM of scripts/vm-run).\n"
+		"\n"
+		"  --qemu PATH    the L2 QEMU (default: $TERN_QEMU, else %s on PATH);\n"
+		"                 without the qtest accelerator, L2 runs under TCG\n"
+		"  --basic        only the two migrations with DMA running (pre-copy,\n"
+		"                 stop-copy; plain and multifd)\n"
+		"  --demo         one migration and a summary (make demo)\n"
+		"  --ping-pong N  N migrations in a row, A -> B -> A ...\n"
+		"  --cancel N     N migrations cancelled in mid pre-copy\n"
+		"  -h, --help     this text\n", QEMU);
+}
+
 int main(int argc, char **argv)
 {
+	enum { ALL, BASIC, DEMO, PING_PONG, CANCEL } mode = ALL;
+	char version[256];
+	int i, n = 0;
+
+	if (getenv("TERN_QEMU") && *getenv("TERN_QEMU"))
+		qemu_bin = getenv("TERN_QEMU");
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--qemu") && i + 1 < argc && *argv[i + 1]) {
+			qemu_bin = argv[++i];
+		} else if (!strcmp(argv[i], "--basic")) {
+			mode = BASIC;
+		} else if (!strcmp(argv[i], "--demo")) {
+			mode = DEMO;
+		} else if ((!strcmp(argv[i], "--ping-pong") ||
+			    !strcmp(argv[i], "--cancel")) && i + 1 < argc) {
+			mode = !strcmp(argv[i], "--cancel") ? CANCEL : PING_PONG;
+			n = atoi(argv[++i]);
+			if (n < 1 || n > 100000) {
+				usage(stderr);
+				return KSFT_FAIL;
+			}
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return KSFT_FAIL;
+		}
+	}
+
 	signal(SIGPIPE, SIG_IGN);
+	qemu_choose(version, sizeof(version));
 	setup_vfs();
-	if (argc > 1 && !strcmp(argv[1], "--demo"))
+	if (mode == DEMO) {
+		printf("demo: L2 QEMU %s (%s), -accel %s\n", qemu_bin, version,
+		       qemu_accel);
 		return demo();
-	if (argc > 2 && !strcmp(argv[1], "--ping-pong")) {
-		ksft_print_header();
+	}
+
+	ksft_print_header();
+	ksft_print_msg("L2 QEMU: %s (%s), -accel %s\n", qemu_bin, version,
+		       qemu_accel);
+	if (mode == PING_PONG) {
 		ksft_set_plan(1);
-		test_ping_pong(atoi(argv[2]));
+		test_ping_pong(n);
 		ksft_finished();
 	}
 	/* The cancel race (qemu/patches/0002) is rare: try it N times. */
-	if (argc > 2 && !strcmp(argv[1], "--cancel")) {
-		int i, n = atoi(argv[2]);
-
-		ksft_print_header();
+	if (mode == CANCEL) {
 		ksft_set_plan(n);
 		for (i = 0; i < n; i++)
 			test_source_survives(false);
 		ksft_finished();
 	}
+	if (mode == BASIC) {
+		ksft_set_plan(2);
+		test_migration(false);
+		test_migration(true);
+		ksft_finished();
+	}
 
-	ksft_print_header();
 	ksft_set_plan(5);
 	test_migration(false);
 	test_migration(true);
