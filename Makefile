@@ -7,6 +7,8 @@
 #   make check      all of the above, static checks, the VM test suites
 #   make demo       boot the test VM and show tern at work
 #   make soak       the reliability figures (Documentation/tern/reliability.rst)
+#   make bench      the performance figures on the benchmark kernel
+#                   (Documentation/tern/performance.rst; build/bench/)
 #
 # Long builds are cached under $(TERN_CACHE) by content hash.
 
@@ -17,7 +19,7 @@ B := build
 SETUP_STAMP := $(TERN_CACHE)/setup-$(shell sha256sum scripts/setup | cut -c1-16).done
 
 .PHONY: all setup qemu kernel modules selftests check check-static demo soak \
-	clean
+	bench clean
 
 all: qemu kernel modules selftests
 
@@ -58,6 +60,10 @@ demo: all
 
 soak: all
 	scripts/soak
+
+# scripts/bench builds the benchmark kernel and its modules itself.
+bench: all
+	scripts/bench
 
 clean:
 	rm -rf $(B)
