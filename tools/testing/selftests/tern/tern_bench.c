@@ -261,8 +261,10 @@ static ssize_t read_all(int fd, uint8_t *buf, size_t cap, bool keep)
 		if (!n)
 			return len;
 		len += n;
-		if (keep && len == cap)
+		if (keep && len == cap) {
+			msg("a stream of more than %zu bytes\n", cap);
 			return -EFBIG;
+		}
 	}
 }
 
@@ -772,7 +774,7 @@ static void bench_lat(void)
  * buffer (poisoned before each report), plus its 32-byte completion.
  */
 
-#define P5_REPS		5
+#define P5_REPS		11
 #define P5_PAGES	100
 #define P5_ENTRIES	512
 
