@@ -209,7 +209,9 @@ static int setup_vfs(int n)
 		v->regs = vfio_bar_map(&v->dev, TERN_VF_BAR_REGS);
 		if (!v->regs)
 			return -ENOMEM;
-		devmem = v->dev.bar_size[TERN_VF_BAR_DEVMEM];
+		devmem = mmio_read64lh(v->regs, TERN_VF_REG_DEVMEM_SIZE_LO);
+		if (!devmem)
+			return -ENODEV;
 		ret = tern_vfq_init(&v->vq, &cont, v->regs, 0, 128);
 		if (ret)
 			return ret;
