@@ -396,6 +396,42 @@ static double mbs(size_t bytes, double s)
 }
 
 /* ------------------------------------------------------------------
+ * Where the time goes: the tern_pf_cmd tracepoint gives each admin
+ * command's latency, the time the driver waited for the device.
+ */
+
+#define TRACING "/sys/kernel/tracing"
+
+static void trace_start(void)
+{
+	file_write(TRACING "/events/tern_pf/enable", "1");
+	close(open(TRACING "/trace", O_WRONLY | O_TRUNC));
+}
+
+/* Commands of opcode name op traced since trace_start, and their time. */
+static int trace_sum(const char *op, double *s)
+{
+	char line[512], pat[32];
+	FILE *f = fopen(TRACING "/trace", "r");
+	int n = 0;
+
+	*s = 0;
+	if (!f)
+		return 0;
+	snprintf(pat, sizeof(pat), " op=%s ", op);
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, "latency=");
+
+		if (!strstr(line, pat) || !p)
+			continue;
+		*s += strtod(p + 8, NULL) / 1e6;
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* ------------------------------------------------------------------
  * P1, P2: STOP_COPY read and RESUMING write against tmpfs.
  */
 
@@ -414,19 +450,26 @@ static void bench_p1_p2(bool p1, bool p2)
 		return;
 	}
 	for (r = 0; r < reps; r++) {
+		double dev;
+		int cmds;
+
+		trace_start();
 		if (save(0, buf, cap, true, &s))
 			goto out;
 		len = s.bytes;
 		rd[r] = mbs(len, s.read);
 		rd_arc[r] = mbs(len, s.arc + s.read);
-		msg("save %zu bytes: STOP_COPY arc %.3f s, reads %.3f s, -> STOP %.3f s\n",
-		    len, s.arc, s.read, s.stop);
+		cmds = trace_sum("SAVE", &dev);
+		msg("save %zu bytes: STOP_COPY arc %.3f s, reads %.3f s (%d SAVE commands, %.3f s waiting for them), -> STOP %.3f s\n",
+		    len, s.arc, s.read, cmds, dev, s.stop);
+		trace_start();
 		if (load(dst, buf, len, &l))
 			goto out;
 		wr[r] = mbs(len, l.write);
 		wr_load[r] = mbs(len, l.write + l.load);
-		msg("load %zu bytes into VF %d: RESUMING and writes %.3f s, RESUMING -> STOP %.3f s\n",
-		    len, dst, l.write, l.load);
+		cmds = trace_sum("LOAD", &dev);
+		msg("load %zu bytes into VF %d: RESUMING and writes %.3f s (%d LOAD commands, %.3f s waiting for them), RESUMING -> STOP %.3f s\n",
+		    len, dst, l.write, cmds, dev, l.load);
 		if (tmpfs_rw(buf, len, &tw[r], &tr[r])) {
 			FAIL("tmpfs %s", TMPFILE);
 			goto out;
