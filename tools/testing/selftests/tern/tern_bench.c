@@ -501,6 +501,7 @@ static void bench_p1_p2(bool p1, bool p2)
 		row("P2", fig, "MB/s", v, mtw, v / mtw, ">=", 0.8, true);
 	}
 out:
+	file_write(TRACING "/events/tern_pf/enable", "0");
 	munmap(buf, cap);
 }
 
