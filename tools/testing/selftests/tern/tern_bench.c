@@ -538,8 +538,10 @@ static void bench_p3(void)
 	}
 	/* Bytes of the initial image: the precopy info says none are left. */
 	initial = full;
-	/* 1 MiB of device memory written by the device's own DMA, in the
-	 * middle of it: 256 pages dirtied after the initial image. */
+	/*
+	 * 1 MiB of device memory written by the device's own DMA, in the
+	 * middle of it: 256 pages dirtied after the initial image.
+	 */
 	d.dst = htole64(devmem / 2);
 	fill_src[0]++;
 	tern_vfq_add(&vfs[0].vq, &d, 1);
