@@ -8,6 +8,8 @@
 #   make demo       boot the test VM and show tern at work
 #   make soak       the reliability figures (Documentation/tern/reliability.rst)
 #   make deb        build/deb/tern-dkms_<version>_all.deb, the DKMS package
+#   make bench      the performance figures on the benchmark kernel
+#                   (Documentation/tern/performance.rst; build/bench/)
 #
 # Long builds are cached under $(TERN_CACHE) by content hash.
 
@@ -18,7 +20,7 @@ B := build
 SETUP_STAMP := $(TERN_CACHE)/setup-$(shell sha256sum scripts/setup | cut -c1-16).done
 
 .PHONY: all setup qemu kernel modules selftests check check-static demo soak \
-	deb clean
+	deb bench clean
 
 all: qemu kernel modules selftests
 
@@ -64,6 +66,9 @@ soak: all
 # (debian/; the version is debian/changelog's).
 deb: setup
 	scripts/build-deb
+# scripts/bench builds the benchmark kernel and its modules itself.
+bench: all
+	scripts/bench
 
 clean:
 	rm -rf $(B)

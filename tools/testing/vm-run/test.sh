@@ -3,7 +3,8 @@
 #
 # Self-test of scripts/vm-run, in TAP: it runs commands, returns their
 # output and status, fails a run whose kernel log has a splat, kills a
-# hung VM and reports a QEMU that crashed in mid-command.  Four VM boots.
+# hung VM and reports a QEMU that crashed in mid-command.  Four VM boots,
+# the first with the largest device memory (the root port's window).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../../.." && pwd)
 vm_run=$top/scripts/vm-run
@@ -23,19 +24,27 @@ result() {
 }
 
 echo "TAP version 13"
-echo "1..5"
+echo "1..6"
 
 # shellcheck disable=SC2016 # expanded in the VM
-"$vm_run" -- sh -c 'cat /sys/bus/pci/devices/$TERN_PF/sriov_totalvfs
+# 256 MiB of device memory, the most the device has: the window vm-run
+# has the root port reserve must hold all 8 VFs' BARs of that size.
+"$vm_run" --device-opt devmem-size=256M -- sh -c 'cat /sys/bus/pci/devices/$TERN_PF/sriov_totalvfs
 	for vf in $TERN_VFS; do basename "$(readlink /sys/bus/pci/devices/$vf/driver)"; done
+	for vf in $TERN_VFS; do
+		set -- $(sed -n 3p /sys/bus/pci/devices/$vf/resource)
+		echo "bar2 $(($2 - $1 + 1))"
+	done
 	exit 7' > "$tmp/out" 2> "$tmp/err"
 rc=$?
 sed 's/^/# /' "$tmp/out" "$tmp/err"
 [ "$rc" -eq 7 ]
 result $? "the command's exit status comes back"
 [ "$(head -n 1 "$tmp/out")" = 8 ] &&
-	[ "$(tail -n +2 "$tmp/out" | grep -cx tern_vfio_pci)" -eq 4 ]
+	[ "$(grep -cx tern_vfio_pci "$tmp/out")" -eq 4 ]
 result $? "the PF has 8 VFs and 4 are bound to tern_vfio_pci"
+[ "$(grep -cx "bar2 $((256 << 20))" "$tmp/out")" -eq 4 ]
+result $? "with 256 MiB of device memory every VF's BAR 2 is assigned, 256 MiB"
 
 "$vm_run" --vfs 0 -- modprobe tern_warn > "$tmp/out" 2> "$tmp/err"
 rc=$?

@@ -570,6 +570,7 @@ struct opts {
 struct result {
 	char status[32];
 	unsigned long long downtime_ms;
+	unsigned long long total_ms;
 	unsigned long long iterations;
 	unsigned long long vfio_bytes;
 	unsigned long long rounds;
@@ -685,6 +686,7 @@ static void migrate(struct vm *src, struct vm *dst, const char *dst_vf,
 	}
 	snprintf(r->status, sizeof(r->status), "%s", st);
 	r->downtime_ms = json_num(line, "downtime");
+	r->total_ms = json_num(line, "total-time");
 	r->iterations = json_num(line, "dirty-sync-count");
 	r->vfio_bytes = json_num(strstr(line, "\"vfio\"") ?: "", "transferred");
 }
@@ -940,6 +942,7 @@ static int demo(void)
 	printf("pre-copy iterations:        %llu\n", r.iterations);
 	printf("stop-copy bytes:            %llu\n", stop_copy_bytes());
 	printf("downtime (QEMU):            %llu ms\n", r.downtime_ms);
+	printf("total time (QEMU):          %llu ms\n", r.total_ms);
 	printf("dirty pages (VF reported):  %llu\n",
 	       dirty_pages_reported() - dirty_before);
 	printf("DMA descriptors by guest:   %llu\n",
