@@ -6,9 +6,10 @@
  * sysfs, with tern_pf and with vfio-pci bound to it), remove the VF BARs
  * from QEMU's memory map and put them back; the PF reset also turns the
  * PF's own BARs off and on.  Stopping a VF through tern_vfio_pci and
- * resetting it (FLR) maps its device memory read-only and back.  Meanwhile a thread on the other vCPU reads
- * the magic register of the PF and of every VF through their sysfs
- * resource0 mappings, and checks each value.
+ * resetting it (FLR) maps its device memory read-only and back.
+ * Meanwhile a thread on the other vCPU reads the magic register of the
+ * PF and of every VF, through their sysfs resource0 mappings (through
+ * VFIO in the last phase), and checks each value.
  *
  * Under TCG, this kind of churn made QEMU 10.0 abort with
  * "iotlb_to_section: Assertion `section_index < d->map.sections_nb'
