@@ -896,18 +896,25 @@ static void test_ping_pong(int n)
 }
 
 /*
- * QEMUs started while @on return from shutdown(2) only 500 ms after it
- * took effect (tern_shutdown_delay.so, installed beside this program).
- * Cancelling a migration shuts its channels down: a QEMU that does so
- * before the state says CANCELLING lets the migration thread fail on the
- * shut channel first and end the migration as FAILED (the race of
- * qemu/patches/0002), which this makes certain instead of rare.
+ * QEMUs started while @on return from shutdown(2) only SHUTDOWN_DELAY_MS
+ * (or $TERN_SHUTDOWN_DELAY_MS) after it took effect
+ * (tern_shutdown_delay.so, installed beside this program).  Cancelling
+ * a migration shuts its channels down: a QEMU that does so before the
+ * state says CANCELLING lets the migration thread fail on the shut
+ * channel first and end the migration as FAILED (the race of
+ * qemu/patches/0002), which this makes likely instead of rare.
  */
+#define SHUTDOWN_DELAY_MS	"3000"
+
 static void slow_shutdown(bool on)
 {
+	static char delay[16];
 	char path[PATH_MAX], *slash;
 	ssize_t n;
 
+	if (!delay[0])
+		snprintf(delay, sizeof(delay), "%s",
+			 getenv("TERN_SHUTDOWN_DELAY_MS") ?: SHUTDOWN_DELAY_MS);
 	if (!on) {
 		unsetenv("LD_PRELOAD");
 		unsetenv("TERN_SHUTDOWN_DELAY_MS");
@@ -921,7 +928,7 @@ static void slow_shutdown(bool on)
 	if (access(path, R_OK))
 		ksft_exit_fail_msg("%s: %s\n", path, strerror(errno));
 	setenv("LD_PRELOAD", path, 1);
-	setenv("TERN_SHUTDOWN_DELAY_MS", "500", 1);
+	setenv("TERN_SHUTDOWN_DELAY_MS", delay, 1);
 }
 
 /*
