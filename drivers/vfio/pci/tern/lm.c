@@ -659,12 +659,9 @@ static long save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	struct vfio_precopy_info info;
 	long ret;
 
-	if (cmd != VFIO_MIG_GET_PRECOPY_INFO)
-		return -ENOTTY;
-	if (copy_from_user(&info, (void __user *)arg, minsz))
-		return -EFAULT;
-	if (info.argsz < minsz)
-		return -EINVAL;
+	ret = tern_check_precopy_ioctl(&tvdev->core.vdev, cmd, arg, &info);
+	if (ret)
+		return ret;
 
 	/*
 	 * tvdev lives as long as the file, but once the file is disabled

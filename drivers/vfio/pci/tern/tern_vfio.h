@@ -14,6 +14,8 @@
 #include <tern/tern_hw.h>
 #include <tern/tern_stream.h>
 
+#include "compat.h"
+
 /* Image bytes per IMAGE record, read from the device in one command. */
 #define TERN_CHUNK_SIZE		(512u << 10)
 #define TERN_CHUNK_PAGES	(TERN_CHUNK_SIZE >> PAGE_SHIFT)
