@@ -664,49 +664,64 @@ static void sampler_stop(struct sampler *s)
 	pthread_join(s->thread, NULL);
 }
 
-static void bench_p4(void)
+/* What one P4 row streams: a save of VF 0, or a load of its stream. */
+struct p4_run {
+	uint8_t *buf;
+	size_t cap;
+	int dst;
+	struct save_time st;	/* of the last save: the stream to load */
+};
+
+static int p4_save(struct p4_run *r)
 {
-	size_t cap = devmem + 8 * MiB;
-	uint8_t *buf = big_buffer(cap);
-	int dst = nr_vfs > 1 ? 1 : 0;
-	struct save_time st;
+	return save(0, r->buf, r->cap, true, &r->st);
+}
+
+static int p4_load(struct p4_run *r)
+{
 	struct load_time lt;
+
+	return load(r->dst, r->buf, r->st.bytes, &lt);
+}
+
+/* One P4 row: the peak kernel memory while @op streams through a file. */
+static int p4_row(const char *kind, int (*op)(struct p4_run *),
+		  struct p4_run *r)
+{
 	struct sampler s;
 	char fig[96];
+	int ret;
 
-	if (!buf) {
+	sampler_start(&s);
+	ret = op(r);
+	sampler_stop(&s);
+	if (ret)
+		return ret;
+	msg("P4 %s: %d samples, peak %ld kB kernel memory, %ld kB of it slab (kmemleak objects out)\n",
+	    kind, s.samples, s.peak_kb, s.peak_slab_kb);
+	snprintf(fig, sizeof(fig), "peak kernel memory of a %s file (%lu MiB)",
+		 kind, (unsigned long)(devmem / MiB));
+	row("P4", fig, "MiB", s.peak_kb / 1024.0, (double)r->st.bytes / MiB,
+	    -1, "<=", 4, false);
+	return 0;
+}
+
+static void bench_p4(void)
+{
+	struct p4_run r = {
+		.cap = devmem + 8 * MiB,
+		.dst = nr_vfs > 1 ? 1 : 0,
+	};
+
+	r.buf = big_buffer(r.cap);
+	if (!r.buf) {
 		FAIL("P4: no memory");
 		return;
 	}
 	/* A first save: the stream to load, and warm caches. */
-	if (save(0, buf, cap, true, &st))
-		goto out;
-	sampler_start(&s);
-	if (save(0, buf, cap, true, &st)) {
-		sampler_stop(&s);
-		goto out;
-	}
-	sampler_stop(&s);
-	msg("P4 save: %d samples, peak %ld kB kernel memory, %ld kB of it slab (kmemleak objects out)\n",
-	    s.samples, s.peak_kb, s.peak_slab_kb);
-	snprintf(fig, sizeof(fig), "peak kernel memory of a save file (%lu MiB)",
-		 (unsigned long)(devmem / MiB));
-	row("P4", fig, "MiB", s.peak_kb / 1024.0, (double)st.bytes / MiB,
-	    -1, "<=", 4, false);
-	sampler_start(&s);
-	if (load(dst, buf, st.bytes, &lt)) {
-		sampler_stop(&s);
-		goto out;
-	}
-	sampler_stop(&s);
-	msg("P4 resume: %d samples, peak %ld kB kernel memory, %ld kB of it slab\n",
-	    s.samples, s.peak_kb, s.peak_slab_kb);
-	snprintf(fig, sizeof(fig), "peak kernel memory of a resume file (%lu MiB)",
-		 (unsigned long)(devmem / MiB));
-	row("P4", fig, "MiB", s.peak_kb / 1024.0, (double)st.bytes / MiB,
-	    -1, "<=", 4, false);
-out:
-	munmap(buf, cap);
+	if (!p4_save(&r) && !p4_row("save", p4_save, &r))
+		p4_row("resume", p4_load, &r);
+	munmap(r.buf, r.cap);
 }
 
 /* ------------------------------------------------------------------
