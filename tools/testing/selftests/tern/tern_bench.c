@@ -402,10 +402,51 @@ static double mbs(size_t bytes, double s)
 
 #define TRACING "/sys/kernel/tracing"
 
+#define XFER_WAIT_EVENT	TRACING "/events/tern_vfio_pci/tern_vfio_xfer_wait/enable"
+
 static void trace_start(void)
 {
 	file_write(TRACING "/events/tern_pf/enable", "1");
+	file_write(XFER_WAIT_EVENT, "1");
 	close(open(TRACING "/trace", O_WRONLY | O_TRUNC));
+}
+
+static void trace_stop(void)
+{
+	file_write(TRACING "/events/tern_pf/enable", "0");
+	file_write(XFER_WAIT_EVENT, "0");
+}
+
+/*
+ * How long read() or write() waited for the data fd's background SAVEs
+ * or LOADs (op) traced since trace_start, in seconds; how many it
+ * collected in *n, and how many of them it did not wait for at all
+ * (the device was done first) in *idle.
+ */
+static double trace_waited(const char *op, int *n, int *idle)
+{
+	char line[512], pat[32];
+	FILE *f = fopen(TRACING "/trace", "r");
+	double s = 0;
+
+	*n = 0;
+	*idle = 0;
+	if (!f)
+		return 0;
+	snprintf(pat, sizeof(pat), " %s waited_us=", op);
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, pat);
+		double us;
+
+		if (!strstr(line, "tern_vfio_xfer_wait:") || !p)
+			continue;
+		us = strtod(p + strlen(pat), NULL);
+		s += us / 1e6;
+		*idle += us < 1;
+		(*n)++;
+	}
+	fclose(f);
+	return s;
 }
 
 /* Commands of opcode name op traced since trace_start, and their time. */
@@ -450,8 +491,8 @@ static void bench_p1_p2(bool p1, bool p2)
 		return;
 	}
 	for (r = 0; r < reps; r++) {
-		double dev;
-		int cmds;
+		double dev, waited;
+		int cmds, nw, idle;
 
 		trace_start();
 		if (save(0, buf, cap, true, &s))
@@ -460,16 +501,18 @@ static void bench_p1_p2(bool p1, bool p2)
 		rd[r] = mbs(len, s.read);
 		rd_arc[r] = mbs(len, s.arc + s.read);
 		cmds = trace_sum("SAVE", &dev);
-		msg("save %zu bytes: STOP_COPY arc %.3f s, reads %.3f s (%d SAVE commands, %.3f s waiting for them), -> STOP %.3f s\n",
-		    len, s.arc, s.read, cmds, dev, s.stop);
+		waited = trace_waited("SAVE", &nw, &idle);
+		msg("save %zu bytes: STOP_COPY arc %.3f s, reads %.3f s (%d SAVE commands, %.3f s in the device; %d ran while user space read, read() waited %.3f s for them, %d not at all), -> STOP %.3f s\n",
+		    len, s.arc, s.read, cmds, dev, nw, waited, idle, s.stop);
 		trace_start();
 		if (load(dst, buf, len, &l))
 			goto out;
 		wr[r] = mbs(len, l.write);
 		wr_load[r] = mbs(len, l.write + l.load);
 		cmds = trace_sum("LOAD", &dev);
-		msg("load %zu bytes into VF %d: RESUMING and writes %.3f s (%d LOAD commands, %.3f s waiting for them), RESUMING -> STOP %.3f s\n",
-		    len, dst, l.write, cmds, dev, l.load);
+		waited = trace_waited("LOAD", &nw, &idle);
+		msg("load %zu bytes into VF %d: RESUMING and writes %.3f s (%d LOAD commands, %.3f s in the device; %d ran while user space wrote, write() and the arc waited %.3f s for them, %d not at all), RESUMING -> STOP %.3f s\n",
+		    len, dst, l.write, cmds, dev, nw, waited, idle, l.load);
 		if (tmpfs_rw(buf, len, &tw[r], &tr[r])) {
 			FAIL("tmpfs %s", TMPFILE);
 			goto out;
@@ -501,7 +544,7 @@ static void bench_p1_p2(bool p1, bool p2)
 		row("P2", fig, "MB/s", v, mtw, v / mtw, ">=", 0.8, true);
 	}
 out:
-	file_write(TRACING "/events/tern_pf/enable", "0");
+	trace_stop();
 	munmap(buf, cap);
 }
 
