@@ -490,8 +490,10 @@ static void writeq(struct vm *vm, uint64_t a, uint64_t v)
 	   (unsigned long long)v);
 }
 
-/* Register-based invalidation of every IOTLB entry (and, caching mode, a
- * sync of QEMU's shadow mappings: the VFIO container's). */
+/*
+ * Register-based invalidation of every IOTLB entry; in caching mode QEMU
+ * then syncs its shadow of the tables: the VFIO container's mappings.
+ */
 static void iotlb_flush(struct vm *vm)
 {
 	writeq(vm, VTD_GPA + VTD_IOTLB, 1ull << 63 | 1ull << 60);
@@ -884,11 +886,15 @@ static void migrate(struct vm *src, struct vm *dst, const char *dst_vf,
 				qmp(src, "{\"execute\": \"migrate_cancel\"}");
 				cancelled = true;
 			}
-			/* Unmaps and new mappings in mid pre-copy. */
-			if (viommu == VIOMMU_DMAR && iter >= 1 && !released &&
-			    !o->cancel)
-				guest_remap(src, g);
 		}
+		/*
+		 * Unmaps and new mappings in mid pre-copy, one a round, once
+		 * the first pass over RAM is over: only the VF's dirty
+		 * tracking brings the pages it writes then to the destination.
+		 */
+		if (viommu == VIOMMU_DMAR && iter >= 2 && !released &&
+		    !o->cancel)
+			guest_remap(src, g);
 		if (guest_round(src, g))
 			r->rounds++;
 		else
