@@ -5,9 +5,11 @@
  * Enabling and disabling the PF's VFs, and resetting the PF (FLR through
  * sysfs, with tern_pf and with vfio-pci bound to it), remove the VF BARs
  * from QEMU's memory map and put them back; the PF reset also turns the
- * PF's own BARs off and on.  Meanwhile a thread on the other vCPU reads
- * the magic register of the PF and of every VF through their sysfs
- * resource0 mappings, and checks each value.
+ * PF's own BARs off and on.  Stopping a VF through tern_vfio_pci and
+ * resetting it (FLR) maps its device memory read-only and back.
+ * Meanwhile a thread on the other vCPU reads the magic register of the
+ * PF and of every VF, through their sysfs resource0 mappings (through
+ * VFIO in the last phase), and checks each value.
  *
  * Under TCG, this kind of churn made QEMU 10.0 abort with
  * "iotlb_to_section: Assertion `section_index < d->map.sections_nb'
@@ -32,7 +34,8 @@
 #include <sys/mman.h>
 
 #include "kselftest.h"
-#include "lib/vfio_util.h"
+#include "lib/env_util.h"
+#include "lib/mig_util.h"
 #include "tern/tern_hw.h"
 
 /*
@@ -282,6 +285,44 @@ static bool churn_flr(const char *drv, int rounds)
 	return reader_stop(&r, drv) && !ret;
 }
 
+/*
+ * The arcs of a migration test: STOP freezes the VF, whose device memory
+ * the model then maps read-only, and a VF reset (FLR) thaws it; each
+ * changes QEMU's memory map while the reader reads the VFs' registers
+ * through VFIO.  A stream test that rejects bad streams does this once
+ * per stream.
+ */
+static bool churn_vf_arcs(int rounds)
+{
+	struct tern_env e;
+	struct reader r;
+	int i, j, ret;
+
+	ret = env_setup(&e, ENV_MAX_VFS, false);
+	if (!ret)
+		ret = reader_start(&r);
+	if (ret) {
+		ksft_print_msg("vf arcs: setup failed: %s\n", strerror(-ret));
+		env_teardown(&e);
+		return false;
+	}
+	for (j = 0; j < e.nr; j++)
+		atomic_store(&r.regs[1 + j], (uintptr_t)e.regs[j]);
+	pin(0);
+	for (i = 0; i < rounds && !ret; i++)
+		for (j = 0; j < e.nr && !ret; j++)
+			ret = mig_set_state(&e.dev[j], VFIO_DEVICE_STATE_STOP,
+					    NULL) ?: vfio_reset(&e.dev[j]);
+	if (ret)
+		ksft_print_msg("vf arcs: round %d failed: %s\n", i,
+			       strerror(-ret));
+	for (j = 0; j < e.nr; j++)
+		atomic_store(&r.regs[1 + j], atomic_load(&r.regs[0]));
+	reader_sync(&r);
+	env_teardown(&e);
+	return reader_stop(&r, "vf arcs") && !ret;
+}
+
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 20;
@@ -302,7 +343,7 @@ int main(int argc, char **argv)
 	if (nr_vfs < 1)
 		ksft_exit_skip("the PF has no VFs\n");
 	nr_vfs = nr_vfs < MAX_VFS ? nr_vfs : MAX_VFS;
-	ksft_set_plan(3);
+	ksft_set_plan(4);
 	ksft_test_result(churn_sriov(rounds),
 			 "SR-IOV enable/disable of %d VFs x%d under MMIO\n",
 			 nr_vfs, rounds);
@@ -310,6 +351,9 @@ int main(int argc, char **argv)
 			 "PF FLR with tern_pf x%d under MMIO\n", rounds);
 	ksft_test_result(churn_flr("vfio-pci", rounds),
 			 "PF FLR with vfio-pci x%d under MMIO\n", rounds);
+	ksft_test_result(churn_vf_arcs(rounds),
+			 "VF STOP and FLR of %d VFs x%d under MMIO\n",
+			 ENV_MAX_VFS, rounds);
 	take_pf("tern_pf");
 	ksft_finished();
 }

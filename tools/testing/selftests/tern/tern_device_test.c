@@ -658,6 +658,24 @@ TEST_F_TIMEOUT(dev, save_load, 600)
 					      max, max, &sz1));
 }
 
+/*
+ * VF 1 as the target of LOADs that must be refused: quiesced and frozen,
+ * its device memory copied into @mem (devmem_size bytes) and its
+ * registers into @regs, for the checks that a refused LOAD changed
+ * nothing.
+ */
+static void freeze_target(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(dev) *self, uint8_t *mem,
+			  struct vf_regs *regs)
+{
+	ASSERT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_QUIESCE, 1));
+	ASSERT_EQ(TERN_STS_SUCCESS,
+		  tern_cmd_simple(&self->aq, TERN_OP_FREEZE, 1));
+	memcpy(mem, self->vf_mem[1], self->devmem_size);
+	read_regs(self->vf_regs[1], regs);
+}
+
 TEST_F_TIMEOUT(dev, bad_images, 600)
 {
 	size_t max = image_size(self->devmem_size / PAGE), sz0, sz1;
@@ -682,12 +700,7 @@ TEST_F_TIMEOUT(dev, bad_images, 600)
 			       &sz1));
 
 	memset(self->vf_mem[1], 0xee, 2 * PAGE);
-	ASSERT_EQ(TERN_STS_SUCCESS,
-		  tern_cmd_simple(&self->aq, TERN_OP_QUIESCE, 1));
-	ASSERT_EQ(TERN_STS_SUCCESS,
-		  tern_cmd_simple(&self->aq, TERN_OP_FREEZE, 1));
-	memcpy(before, self->vf_mem[1], self->devmem_size);
-	read_regs(self->vf_regs[1], &r_before);
+	freeze_target(_metadata, self, before, &r_before);
 
 #define TRY(expect, mutate, fix) do {					\
 		memcpy(bad, img, sz0);					\
@@ -896,12 +909,7 @@ TEST_F_TIMEOUT(dev, load_crc, 600)
 	ASSERT_LT(2 * chunk, sz);
 
 	memset(self->vf_mem[1], 0x77, self->devmem_size);
-	ASSERT_EQ(TERN_STS_SUCCESS,
-		  tern_cmd_simple(&self->aq, TERN_OP_QUIESCE, 1));
-	ASSERT_EQ(TERN_STS_SUCCESS,
-		  tern_cmd_simple(&self->aq, TERN_OP_FREEZE, 1));
-	memcpy(before, self->vf_mem[1], self->devmem_size);
-	read_regs(self->vf_regs[1], &r_before);
+	freeze_target(_metadata, self, before, &r_before);
 
 	/* A first chunk with a flipped byte, then with a wrong CRC. */
 	crc = std_crc32c(img, chunk);

@@ -120,6 +120,44 @@ static void buf_free(struct buf *b)
 		__free_page(b->pages[i]);
 }
 
+/* VF 0 and VF 1 held, and a buffer for the chunks between them. */
+struct pair {
+	struct holder a, b;
+	struct buf *buf;
+};
+
+static int pair_setup(struct ctx *c, struct pair *p)
+{
+	int ret;
+
+	p->buf = kzalloc(sizeof(*p->buf), GFP_KERNEL);
+	if (!p->buf)
+		return -ENOMEM;
+	ret = buf_alloc(p->buf);
+	if (ret)
+		goto err_free;
+	ret = hold(&p->a, c->vfs[0]);
+	if (ret)
+		goto err_buf;
+	ret = hold(&p->b, c->vfs[1]);
+	if (!ret)
+		return 0;
+	tern_vf_put(p->a.vf);
+err_buf:
+	buf_free(p->buf);
+err_free:
+	kfree(p->buf);
+	return ret;
+}
+
+static void pair_teardown(struct pair *p)
+{
+	tern_vf_put(p->b.vf);
+	tern_vf_put(p->a.vf);
+	buf_free(p->buf);
+	kfree(p->buf);
+}
+
 static void test_handles(struct ctx *c)
 {
 	struct holder a, b;
@@ -189,76 +227,63 @@ static void test_suspend(struct ctx *c)
 /* Stream VF a's full image into VF b, one chunk at a time. */
 static void test_save_load(struct ctx *c)
 {
+	const char *what = "a full image streams from one VF into another";
 	struct tern_vf_xfer sx = {}, lx = {};
 	u64 full, incr, off = 0;
-	struct holder a, b;
-	struct buf *buf;
+	struct pair p;
 	int ret;
 
 	if (c->nr_vfs < 2) {
-		skip(c, "a full image streams from one VF into another",
-		     "needs 2 VFs");
+		skip(c, what, "needs 2 VFs");
 		return;
 	}
-	buf = kzalloc(sizeof(*buf), GFP_KERNEL);
-	ret = buf ? buf_alloc(buf) : -ENOMEM;
+	ret = pair_setup(c, &p);
 	if (ret) {
-		kfree(buf);
-		report(c, 0, "buffer", ret);
+		report(c, 0, what, ret);
 		return;
 	}
-	ret = hold(&a, c->vfs[0]);
-	if (ret)
-		goto out_buf;
-	ret = hold(&b, c->vfs[1]);
-	if (ret)
-		goto out_a;
 
-	ret = tern_vf_query_size(a.vf, &full, &incr);
+	ret = tern_vf_query_size(p.a.vf, &full, &incr);
 	if (ret)
-		goto out_b;
-	ret = tern_vf_quiesce(b.vf) ?: tern_vf_freeze(b.vf);
+		goto out;
+	ret = tern_vf_quiesce(p.b.vf) ?: tern_vf_freeze(p.b.vf);
 	if (ret)
-		goto out_b;
+		goto out;
 
 	do {
-		ret = tern_vf_save(a.vf, off ? TERN_VF_SAVE_CONTINUE :
-				   TERN_VF_SAVE_FULL, off, &buf->sgt,
+		ret = tern_vf_save(p.a.vf, off ? TERN_VF_SAVE_CONTINUE :
+				   TERN_VF_SAVE_FULL, off, &p.buf->sgt,
 				   TEST_CHUNK_PAGES * PAGE_SIZE, &sx);
 		if (ret || !sx.bytes)
 			break;
-		if (!off && le32_to_cpup(page_address(buf->pages[0])) !=
+		if (!off && le32_to_cpup(page_address(p.buf->pages[0])) !=
 			    TERN_IMAGE_MAGIC) {
 			ret = -EBADMSG;
 			break;
 		}
-		ret = tern_vf_load(b.vf, !off, off, &buf->sgt, sx.bytes, &lx);
+		ret = tern_vf_load(p.b.vf, !off, off, &p.buf->sgt, sx.bytes,
+				   &lx);
 		off += sx.bytes;
 	} while (!ret && sx.more);
 
 	report(c, !ret && off == full && sx.image_size == full && lx.applied &&
-	       !lx.more, "a full image streams from one VF into another", ret);
+	       !lx.more, what, ret);
 
-	ret = tern_vf_query_size(a.vf, &full, &incr);
+	ret = tern_vf_query_size(p.a.vf, &full, &incr);
 	report(c, !ret && incr > 0 && incr < full,
 	       "after a save an incremental image is smaller than a full one",
 	       ret);
 
 	/* A base is a save since the last reset or load (device.rst). */
-	ret = tern_vf_save(b.vf, TERN_VF_SAVE_INCREMENTAL, 0, &buf->sgt,
+	ret = tern_vf_save(p.b.vf, TERN_VF_SAVE_INCREMENTAL, 0, &p.buf->sgt,
 			   PAGE_SIZE, &sx);
 	report(c, ret == -ENODATA,
 	       "a loaded VF has no base for an incremental image", ret);
 
-	ret = tern_vf_resume(b.vf);
+	ret = tern_vf_resume(p.b.vf);
 	report(c, !ret, "the loaded VF resumes", ret);
-out_b:
-	tern_vf_put(b.vf);
-out_a:
-	tern_vf_put(a.vf);
-out_buf:
-	buf_free(buf);
-	kfree(buf);
+out:
+	pair_teardown(&p);
 	if (ret)
 		report(c, 0, "save and load", ret);
 }
@@ -288,8 +313,7 @@ static void test_xfer_crc(struct ctx *c)
 	struct tern_vf_buf *sbuf = NULL, *lbuf = NULL;
 	struct tern_vf_xfer sx = {}, lx = {};
 	struct tern_vf_info info;
-	struct holder a, b;
-	struct buf *buf;
+	struct pair p;
 	u64 off = 0;
 	u32 crc;
 	int ret;
@@ -298,29 +322,23 @@ static void test_xfer_crc(struct ctx *c)
 		skip(c, what, "needs 2 VFs");
 		return;
 	}
-	buf = kzalloc(sizeof(*buf), GFP_KERNEL);
-	ret = buf ? buf_alloc(buf) : -ENOMEM;
+	ret = pair_setup(c, &p);
 	if (ret) {
-		kfree(buf);
-		report(c, 0, "buffer", ret);
+		report(c, 0, what, ret);
 		return;
 	}
-	ret = hold(&a, c->vfs[0]);
-	if (ret)
-		goto out_buf;
-	ret = hold(&b, c->vfs[1]);
-	if (ret)
-		goto out_a;
-	ret = tern_vf_identify(a.vf, &info);
+	ret = tern_vf_identify(p.a.vf, &info);
 	if (ret || !info.xfer_crc) {
 		report(c, 0, "the device checksums chunks", ret);
-		goto out_b;
+		goto out;
 	}
-	ret = tern_vf_quiesce(b.vf) ?: tern_vf_freeze(b.vf);
-	if (ret)
-		goto out_b;
-	sbuf = tern_vf_buf_map(a.vf, &buf->sgt, DMA_FROM_DEVICE);
-	lbuf = tern_vf_buf_map(b.vf, &buf->sgt, DMA_TO_DEVICE);
+	ret = tern_vf_quiesce(p.b.vf) ?: tern_vf_freeze(p.b.vf);
+	if (ret) {
+		report(c, 0, what, ret);
+		goto out;
+	}
+	sbuf = tern_vf_buf_map(p.a.vf, &p.buf->sgt, DMA_FROM_DEVICE);
+	lbuf = tern_vf_buf_map(p.b.vf, &p.buf->sgt, DMA_TO_DEVICE);
 	if (IS_ERR(sbuf) || IS_ERR(lbuf)) {
 		ret = IS_ERR(sbuf) ? PTR_ERR(sbuf) : PTR_ERR(lbuf);
 		report(c, 0, what, ret);
@@ -328,35 +346,35 @@ static void test_xfer_crc(struct ctx *c)
 	}
 
 	do {
-		ret = tern_vf_save_buf(a.vf, off ? TERN_VF_SAVE_CONTINUE :
+		ret = tern_vf_save_buf(p.a.vf, off ? TERN_VF_SAVE_CONTINUE :
 				       TERN_VF_SAVE_FULL, off, sbuf,
 				       TEST_CHUNK_PAGES * PAGE_SIZE, &sx);
 		if (ret || !sx.bytes)
 			break;
-		crc = buf_crc(buf, sx.bytes);
+		crc = buf_crc(p.buf, sx.bytes);
 		if (sx.crc != crc) {
 			ret = -EBADMSG;
 			break;
 		}
 		if (!off) {
 			/* A wrong CRC, then a flipped byte: nothing taken. */
-			ret = tern_vf_load_crc(b.vf, true, 0, &buf->sgt,
+			ret = tern_vf_load_crc(p.b.vf, true, 0, &p.buf->sgt,
 					       sx.bytes, crc ^ 1, &lx);
 			if (ret != -EBADMSG) {
 				ret = ret ?: -EINVAL;
 				break;
 			}
-			((u8 *)page_address(buf->pages[1]))[7] ^= 0x10;
-			ret = tern_vf_load_crc(b.vf, true, 0, &buf->sgt,
+			((u8 *)page_address(p.buf->pages[1]))[7] ^= 0x10;
+			ret = tern_vf_load_crc(p.b.vf, true, 0, &p.buf->sgt,
 					       sx.bytes, crc, &lx);
-			((u8 *)page_address(buf->pages[1]))[7] ^= 0x10;
+			((u8 *)page_address(p.buf->pages[1]))[7] ^= 0x10;
 			if (ret != -EBADMSG) {
 				ret = ret ?: -EINVAL;
 				break;
 			}
 		}
-		ret = tern_vf_load_buf(b.vf, !off, off, lbuf, 0, sx.bytes, &crc,
-				       &lx);
+		ret = tern_vf_load_buf(p.b.vf, !off, off, lbuf, 0, sx.bytes,
+				       &crc, &lx);
 		off += sx.bytes;
 	} while (!ret && sx.more);
 	report(c, !ret && lx.applied, what, ret);
@@ -365,14 +383,9 @@ out_map:
 		tern_vf_buf_unmap(sbuf);
 	if (!IS_ERR_OR_NULL(lbuf))
 		tern_vf_buf_unmap(lbuf);
-	tern_vf_resume(b.vf);
-out_b:
-	tern_vf_put(b.vf);
-out_a:
-	tern_vf_put(a.vf);
-out_buf:
-	buf_free(buf);
-	kfree(buf);
+	tern_vf_resume(p.b.vf);
+out:
+	pair_teardown(&p);
 }
 
 /*
