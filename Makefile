@@ -10,6 +10,7 @@
 #   make deb        build/deb/tern-dkms_<version>_all.deb, the DKMS package
 #   make bench      the performance figures on the benchmark kernel
 #                   (Documentation/tern/performance.rst; build/bench/)
+#   make modules-7  the 7.x test kernel and the modules built against it
 #
 # Long builds are cached under $(TERN_CACHE) by content hash.
 
@@ -20,7 +21,7 @@ B := build
 SETUP_STAMP := $(TERN_CACHE)/setup-$(shell sha256sum scripts/setup | cut -c1-16).done
 
 .PHONY: all setup qemu kernel modules selftests check check-static demo soak \
-	deb bench clean
+	deb bench clean kernel-7 modules-7
 
 all: qemu kernel modules selftests
 
@@ -44,6 +45,13 @@ kernel: setup
 # installed as the VM's /lib/modules.
 modules: kernel
 	scripts/build-modules
+
+# The second test kernel, Linux 7.x, and the modules built against it.
+kernel-7: setup
+	scripts/build-kernel --version 7
+
+modules-7: kernel-7
+	scripts/build-modules --version 7
 
 selftests: kernel
 	mkdir -p $(B)/selftests-obj

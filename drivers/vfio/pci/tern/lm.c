@@ -175,12 +175,72 @@ static int tern_buf_from_user(struct tern_buf *b, const char __user *ubuf,
 	return 0;
 }
 
+/*
+ * The background command of a file: a SAVE into, or a LOAD from, one of
+ * its buffers, while user space reads or fills the other.  A kworker
+ * gets no signals, so its wait ends with the command or the PF's
+ * timeout; a late completion after a timeout finds the buffer still
+ * mapped (the PF's slot holds it).  It takes none of the driver's locks.
+ */
+static void mig_xfer_work(struct work_struct *work)
+{
+	struct tern_mig_file *migf = container_of(work, struct tern_mig_file,
+						  xfer_work);
+	struct tern_mig_xfer *r = &migf->xfer;
+	struct tern_vf_buf *map = migf->bufs[r->buf].map;
+	struct tern_vf *vf = migf->tvdev->vf;
+
+	if (r->save)
+		r->ret = tern_vf_save_buf(vf, r->mode, r->off, map, r->len,
+					  &r->x);
+	else
+		r->ret = tern_vf_load_buf(vf, r->start, r->off, map, 0, r->len,
+					  &r->crc, &r->x);
+	trace_tern_vfio_xfer(migf->tvdev->core.pdev, r->save, r->off, r->len,
+			     r->ret);
+	complete(&migf->xfer_done);
+}
+
+/* Start migf->xfer, filled in by the caller; called with the lock held. */
+static void mig_xfer_submit(struct tern_mig_file *migf)
+{
+	lockdep_assert_held(&migf->lock);
+	if (WARN_ON_ONCE(migf->xfer_busy))
+		return;
+	reinit_completion(&migf->xfer_done);
+	migf->xfer_busy = true;
+	queue_work(system_unbound_wq, &migf->xfer_work);
+}
+
+/*
+ * Wait for the background command; its outcome is then in migf->xfer.
+ * Killable: a fatal signal leaves it in flight, to be collected by the
+ * next caller (-ERESTARTSYS).
+ */
+static int mig_xfer_collect(struct tern_mig_file *migf)
+{
+	ktime_t start = ktime_get();
+
+	lockdep_assert_held(&migf->lock);
+	if (wait_for_completion_killable(&migf->xfer_done))
+		return -ERESTARTSYS;
+	migf->xfer_busy = false;
+	trace_tern_vfio_xfer_wait(migf->tvdev->core.pdev, migf->xfer.save,
+				  ktime_us_delta(ktime_get(), start));
+	return 0;
+}
+
 /* Wait for a read() or write() in progress, and end the file's I/O. */
 static void mig_file_disable(struct tern_mig_file *migf)
 {
 	mutex_lock(&migf->lock);
 	WRITE_ONCE(migf->disabled, true);
 	mutex_unlock(&migf->lock);
+	/*
+	 * Nothing submits any more: wait for the command in flight, which
+	 * uses the device's handle (tern_vfio_close_device() puts it next).
+	 */
+	flush_work(&migf->xfer_work);
 	wake_up_interruptible(&migf->poll_wait);
 }
 
@@ -192,13 +252,25 @@ static int mig_file_usable(struct tern_mig_file *migf)
 	return migf->error;
 }
 
+static void mig_file_free_bufs(struct tern_mig_file *migf)
+{
+	unsigned int i;
+
+	for (i = 0; i < TERN_MIG_BUFS; i++) {
+		if (!IS_ERR_OR_NULL(migf->bufs[i].map))
+			tern_vf_buf_unmap(migf->bufs[i].map);
+		tern_buf_free(&migf->bufs[i]);
+	}
+}
+
 static int mig_file_release(struct inode *inode, struct file *filp)
 {
 	struct tern_mig_file *migf = filp->private_data;
 	struct vfio_device *vdev = &migf->tvdev->core.vdev;
 
-	tern_vf_buf_unmap(migf->buf.map);
-	tern_buf_free(&migf->buf);
+	/* mig_file_disable() waited for it already. */
+	cancel_work_sync(&migf->xfer_work);
+	mig_file_free_bufs(migf);
 	mutex_destroy(&migf->lock);
 	kfree(migf);
 	/* May free the device, if it was unregistered meanwhile. */
@@ -211,6 +283,7 @@ mig_file_new(struct tern_vfio_dev *tvdev, const struct file_operations *fops,
 	     int flags, unsigned int nr_pages)
 {
 	struct tern_mig_file *migf;
+	unsigned int i;
 	int ret;
 
 	migf = kzalloc(sizeof(*migf), GFP_KERNEL_ACCOUNT);
@@ -218,23 +291,29 @@ mig_file_new(struct tern_vfio_dev *tvdev, const struct file_operations *fops,
 		return ERR_PTR(-ENOMEM);
 	mutex_init(&migf->lock);
 	init_waitqueue_head(&migf->poll_wait);
+	INIT_WORK(&migf->xfer_work, mig_xfer_work);
+	init_completion(&migf->xfer_done);
 	migf->tvdev = tvdev;
 
-	ret = tern_buf_alloc(&migf->buf, nr_pages);
-	if (ret)
-		goto err_free;
-	/* Mapped once: no chunk pays for a mapping. */
-	migf->buf.map = tern_vf_buf_map(tvdev->vf, &migf->buf.sgt,
-					flags == O_RDONLY ? DMA_FROM_DEVICE :
-							    DMA_TO_DEVICE);
-	if (IS_ERR(migf->buf.map)) {
-		ret = PTR_ERR(migf->buf.map);
-		goto err_buf;
+	for (i = 0; i < TERN_MIG_BUFS; i++) {
+		struct tern_buf *b = &migf->bufs[i];
+
+		ret = tern_buf_alloc(b, nr_pages);
+		if (ret)
+			goto err_bufs;
+		/* Mapped once: no chunk pays for a mapping. */
+		b->map = tern_vf_buf_map(tvdev->vf, &b->sgt,
+					 flags == O_RDONLY ? DMA_FROM_DEVICE :
+							     DMA_TO_DEVICE);
+		if (IS_ERR(b->map)) {
+			ret = PTR_ERR(b->map);
+			goto err_bufs;
+		}
 	}
 	migf->filp = anon_inode_getfile("tern_vfio_mig", fops, migf, flags);
 	if (IS_ERR(migf->filp)) {
 		ret = PTR_ERR(migf->filp);
-		goto err_map;
+		goto err_bufs;
 	}
 	stream_open(migf->filp->f_inode, migf->filp);
 	/*
@@ -246,11 +325,8 @@ mig_file_new(struct tern_vfio_dev *tvdev, const struct file_operations *fops,
 	get_device(&tvdev->core.vdev.device);
 	return migf;
 
-err_map:
-	tern_vf_buf_unmap(migf->buf.map);
-err_buf:
-	tern_buf_free(&migf->buf);
-err_free:
+err_bufs:
+	mig_file_free_bufs(migf);
 	mutex_destroy(&migf->lock);
 	kfree(migf);
 	return ERR_PTR(ret);
@@ -325,7 +401,7 @@ static u32 rec_hdr_crc(const struct tern_stream_rec *rec)
 
 /*
  * Queue a record header; its payload is @payload, queued after it, or
- * (@payload NULL) the first @len bytes of migf->buf, whose CRC32C the
+ * (@payload NULL) the first @len bytes of bufs[cur], whose CRC32C the
  * device computed (migf->payload_crc) if it does: the record's CRC then
  * follows from it and the header's, and the CPU never reads the payload.
  */
@@ -346,7 +422,7 @@ static void save_queue_rec(struct tern_mig_file *migf, u16 type, u16 flags,
 	else if (migf->tvdev->info.xfer_crc)
 		crc = tern_crc32c_shift(~crc, len) ^ migf->payload_crc;
 	else
-		crc = ~tern_buf_crc(&migf->buf, crc, 0, len);
+		crc = ~tern_buf_crc(&migf->bufs[migf->cur], crc, 0, len);
 	rec.crc = cpu_to_le32(crc);
 	save_queue(migf, &rec, sizeof(rec));
 	if (payload)
@@ -390,46 +466,91 @@ static int save_check_xfer(struct tern_mig_file *migf, u64 off,
 	return -EIO;
 }
 
-/* Read the next chunk of the open image, or take a new image. */
+/*
+ * A chunk the device wrote into bufs[@buf]: check it and queue its
+ * record; user space reads it next.  If the image goes on, the SAVE of
+ * its next chunk starts now, into the other buffer, and runs while user
+ * space reads this one.
+ */
+static int save_take_chunk(struct tern_mig_file *migf, u64 off,
+			   const struct tern_vf_xfer *x, unsigned int buf)
+{
+	struct tern_mig_xfer *r = &migf->xfer;
+	int ret;
+
+	ret = save_check_xfer(migf, off, x);
+	if (ret)
+		return ret;
+	migf->cur = buf;
+	migf->payload_crc = x->crc;
+	if (!migf->image_open) {
+		migf->image_open = true;
+		migf->image_size = x->image_size;
+		migf->nr_images++;
+		migf->image_bytes += x->image_size;
+	}
+	save_queue_rec(migf, TERN_REC_IMAGE, off ? 0 : TERN_REC_F_FIRST, off,
+		       x->bytes, NULL);
+	migf->payload_len = x->bytes;
+	migf->payload_off = 0;
+	migf->image_off = off + x->bytes;
+	if (!x->more) {
+		migf->image_open = false;
+		/* The initial data ends with the first image. */
+		if (migf->nr_images == 1)
+			migf->initial_end = migf->produced;
+		return 0;
+	}
+	/* A reset or an arc that ends the file submits nothing more. */
+	if (READ_ONCE(migf->disabled))
+		return 0;
+	*r = (struct tern_mig_xfer){
+		.save = true,
+		.mode = TERN_VF_SAVE_CONTINUE,
+		.buf = buf ^ 1,
+		.off = migf->image_off,
+		.len = migf->chunk_len,
+	};
+	mig_xfer_submit(migf);
+	return 0;
+}
+
+/*
+ * Read the next chunk of the open image, or take a new image.  The next
+ * chunk of an open image is usually in flight already: then only its
+ * outcome is collected.
+ */
 static int save_next_chunk(struct tern_mig_file *migf)
 {
 	struct tern_vfio_dev *tvdev = migf->tvdev;
 	enum tern_vf_save_mode mode = TERN_VF_SAVE_CONTINUE;
+	unsigned int buf = migf->cur ^ 1;
 	struct tern_vf_xfer x;
 	u64 off = migf->image_off;
 	int ret;
 
+	if (migf->xfer_busy) {
+		ret = mig_xfer_collect(migf);
+		if (ret)
+			return ret;
+		if (migf->xfer.ret)
+			return migf->xfer.ret;
+		/* Submitted by save_take_chunk(): the open image's next. */
+		if (WARN_ON(!migf->image_open || migf->xfer.off != off))
+			return -EIO;
+		x = migf->xfer.x;
+		return save_take_chunk(migf, off, &x, migf->xfer.buf);
+	}
 	if (!migf->image_open) {
 		mode = migf->nr_images ? TERN_VF_SAVE_INCREMENTAL :
 					 TERN_VF_SAVE_FULL;
 		off = 0;
 	}
-	ret = tern_vf_save_buf(tvdev->vf, mode, off, migf->buf.map,
+	ret = tern_vf_save_buf(tvdev->vf, mode, off, migf->bufs[buf].map,
 			       migf->chunk_len, &x);
 	if (ret)
 		return ret;
-	ret = save_check_xfer(migf, off, &x);
-	if (ret)
-		return ret;
-	migf->payload_crc = x.crc;
-	if (!migf->image_open) {
-		migf->image_open = true;
-		migf->image_size = x.image_size;
-		migf->nr_images++;
-		migf->image_bytes += x.image_size;
-	}
-	save_queue_rec(migf, TERN_REC_IMAGE, off ? 0 : TERN_REC_F_FIRST, off,
-		       x.bytes, NULL);
-	migf->payload_len = x.bytes;
-	migf->payload_off = 0;
-	migf->image_off = off + x.bytes;
-	if (!x.more) {
-		migf->image_open = false;
-		/* The initial data ends with the first image. */
-		if (migf->nr_images == 1)
-			migf->initial_end = migf->produced;
-	}
-	return 0;
+	return save_take_chunk(migf, off, &x, buf);
 }
 
 static void save_queue_end(struct tern_mig_file *migf)
@@ -522,7 +643,7 @@ static ssize_t save_copy_out(struct tern_mig_file *migf, char __user *ubuf,
 	}
 	n = min_t(size_t, len, migf->payload_len - migf->payload_off);
 	if (n) {
-		if (tern_buf_to_user(&migf->buf, ubuf + done,
+		if (tern_buf_to_user(&migf->bufs[migf->cur], ubuf + done,
 				     migf->payload_off, n))
 			return done ? done : -EFAULT;
 		migf->payload_off += n;
@@ -659,12 +780,9 @@ static long save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	struct vfio_precopy_info info;
 	long ret;
 
-	if (cmd != VFIO_MIG_GET_PRECOPY_INFO)
-		return -ENOTTY;
-	if (copy_from_user(&info, (void __user *)arg, minsz))
-		return -EFAULT;
-	if (info.argsz < minsz)
-		return -EINVAL;
+	ret = tern_check_precopy_ioctl(&tvdev->core.vdev, cmd, arg, &info);
+	if (ret)
+		return ret;
 
 	/*
 	 * tvdev lives as long as the file, but once the file is disabled
@@ -709,9 +827,11 @@ static struct tern_mig_file *save_file_new(struct tern_vfio_dev *tvdev,
 	migf = mig_file_new(tvdev, &tern_save_fops, O_RDONLY, TERN_CHUNK_PAGES);
 	if (IS_ERR(migf))
 		return migf;
-	/* As much as the device takes in one command of this buffer. */
-	migf->chunk_len = tern_buf_xfer_len(tvdev, &migf->buf, 0,
-					    TERN_CHUNK_SIZE);
+	/* As much as the device takes in one command of either buffer. */
+	migf->chunk_len = min(tern_buf_xfer_len(tvdev, &migf->bufs[0], 0,
+						TERN_CHUNK_SIZE),
+			      tern_buf_xfer_len(tvdev, &migf->bufs[1], 0,
+						TERN_CHUNK_SIZE));
 
 	mutex_lock(&migf->lock);
 	migf->precopy = precopy;
@@ -799,14 +919,15 @@ static int resume_load_pieces(struct tern_mig_file *migf, bool first, u64 off,
 			      u32 len, struct tern_vf_xfer *x)
 {
 	struct tern_vfio_dev *tvdev = migf->tvdev;
+	struct tern_buf *b = &migf->bufs[migf->cur];
 	u32 done = 0;
 	int ret = 0;
 
 	while (done < len) {
-		u32 n = tern_buf_xfer_len(tvdev, &migf->buf, done, len - done);
+		u32 n = tern_buf_xfer_len(tvdev, b, done, len - done);
 
 		ret = tern_vf_load_buf(tvdev->vf, first && !done, off + done,
-				       migf->buf.map, done, n, NULL, x);
+				       b->map, done, n, NULL, x);
 		if (ret)
 			return ret;
 		done += x->bytes;
@@ -817,51 +938,102 @@ static int resume_load_pieces(struct tern_mig_file *migf, bool first, u64 off,
 	return 0;
 }
 
-static int resume_load_image(struct tern_mig_file *migf, u32 len)
+/* The device's answer to the LOAD of IMAGE record @seq, @len bytes. */
+static int resume_loaded(struct tern_mig_file *migf, int ret,
+			 const struct tern_vf_xfer *x, u32 seq, u32 len)
 {
-	const struct tern_stream_rec *rec = &migf->rec;
-	bool first = le16_to_cpu(rec->flags) & TERN_REC_F_FIRST;
-	u64 off = le64_to_cpu(rec->offset);
-	struct tern_vf_xfer x;
-	u32 crc;
-	int ret;
-
-	if (migf->dev_crc) {
-		/* The payload's CRC, from the record's and its header's. */
-		crc = le32_to_cpu(rec->crc) ^
-		      tern_crc32c_shift(~rec_hdr_crc(rec), len);
-		ret = tern_vf_load_buf(migf->tvdev->vf, first, off,
-				       migf->buf.map, 0, len, &crc, &x);
-	} else {
-		ret = resume_load_pieces(migf, first, off, len, &x);
-	}
 	if (ret) {
 		/* -EBADMSG: its CRC (if the device checks it) or the image's. */
 		dev_err_ratelimited(mig_dev(migf), "stream: the device rejected image record %u: %d\n",
-				    le32_to_cpu(rec->seq), ret);
+				    seq, ret);
 		return ret;
 	}
-	if (x.bytes != len || (!x.more && !x.applied)) {
+	if (x->bytes != len || (!x->more && !x->applied)) {
 		dev_err_ratelimited(mig_dev(migf), "stream: image record %u runs past its image\n",
-				    le32_to_cpu(rec->seq));
+				    seq);
 		return -EMSGSIZE;
 	}
-	migf->image_open = !x.applied;
-	migf->image_off = le64_to_cpu(rec->offset) + len;
-	if (x.applied) {
+	migf->image_open = !x->applied;
+	if (x->applied) {
 		migf->applied = true;
 		migf->nr_images++;
-		migf->image_bytes += x.image_size;
+		migf->image_bytes += x->image_size;
 	} else {
 		migf->applied = false;
 	}
 	return 0;
 }
 
+/*
+ * Collect the LOAD in flight, if any, and take its outcome.  A fatal
+ * signal ends the wait with the LOAD's outcome unknown to the stream,
+ * as when the PF abandons a command: -EINTR, and the stream fails.
+ */
+static int resume_collect(struct tern_mig_file *migf)
+{
+	struct tern_mig_xfer *r = &migf->xfer;
+	int ret;
+
+	if (!migf->xfer_busy)
+		return 0;
+	ret = mig_xfer_collect(migf);
+	if (ret)
+		return -EINTR;
+	return resume_loaded(migf, r->ret, &r->x, r->seq, r->len);
+}
+
+/*
+ * A complete IMAGE record in bufs[cur].  Once the device has said how the
+ * previous record's LOAD went, this one's starts and runs while the next
+ * record arrives in the other buffer; its outcome is collected before the
+ * next LOAD, the next record other than its image's next chunk, or the
+ * RESUMING -> STOP arc, and a failure fails that write() or arc.
+ */
+static int resume_load_image(struct tern_mig_file *migf, u32 len)
+{
+	const struct tern_stream_rec *rec = &migf->rec;
+	bool first = le16_to_cpu(rec->flags) & TERN_REC_F_FIRST;
+	u64 off = le64_to_cpu(rec->offset);
+	u32 seq = le32_to_cpu(rec->seq);
+	struct tern_vf_xfer x;
+	int ret;
+
+	ret = resume_collect(migf);
+	if (ret)
+		return ret;
+	/* resume_check_rec() took the image to go on; it ended instead. */
+	if (!first && !migf->image_open) {
+		dev_err_ratelimited(mig_dev(migf), "stream: image record %u at offset %llu is out of order\n",
+				    seq, off);
+		return -EILSEQ;
+	}
+	migf->image_off = off + len;
+	if (!migf->dev_crc) {
+		ret = resume_load_pieces(migf, first, off, len, &x);
+		return resume_loaded(migf, ret, &x, seq, len);
+	}
+	migf->xfer = (struct tern_mig_xfer){
+		.start = first,
+		.buf = migf->cur,
+		.off = off,
+		.len = len,
+		/* The payload's CRC, from the record's and its header's. */
+		.crc = le32_to_cpu(rec->crc) ^
+		       tern_crc32c_shift(~rec_hdr_crc(rec), len),
+		.seq = seq,
+	};
+	mig_xfer_submit(migf);
+	/* Until the device answers, the image is taken to go on. */
+	migf->image_open = true;
+	migf->applied = false;
+	migf->cur ^= 1;
+	return 0;
+}
+
 static int resume_end(struct tern_mig_file *migf)
 {
 	struct tern_stream_end end;
-	void *p = kmap_local_page(migf->buf.pages[0]);
+	void *p = kmap_local_page(migf->bufs[migf->cur].pages[0]);
 
 	memcpy(&end, p, sizeof(end));
 	kunmap_local(p);
@@ -919,11 +1091,13 @@ static ssize_t resume_payload(struct tern_mig_file *migf,
 			return -EFAULT;
 		migf->crc = crc32c(migf->crc, skip, n);
 	} else {
-		if (tern_buf_from_user(&migf->buf, ubuf, migf->rec_got, n))
+		struct tern_buf *b = &migf->bufs[migf->cur];
+
+		if (tern_buf_from_user(b, ubuf, migf->rec_got, n))
 			return -EFAULT;
 		if (!migf->dev_crc)
-			migf->crc = tern_buf_crc(&migf->buf, migf->crc,
-						 migf->rec_got, n);
+			migf->crc = tern_buf_crc(b, migf->crc, migf->rec_got,
+						 n);
 	}
 	migf->rec_got += n;
 	return n;
@@ -966,6 +1140,13 @@ static ssize_t resume_consume(struct tern_mig_file *migf,
 		migf->part_len = 0;
 		return n;
 	}
+	/* Only an image's next chunk may be checked before the last LOAD ends. */
+	if (le16_to_cpu(migf->rec.type) != TERN_REC_IMAGE ||
+	    le16_to_cpu(migf->rec.flags) & TERN_REC_F_FIRST) {
+		ret = resume_collect(migf);
+		if (ret)
+			return ret;
+	}
 	ret = resume_check_rec(migf);
 	if (ret)
 		return ret;
@@ -976,7 +1157,8 @@ static ssize_t resume_consume(struct tern_mig_file *migf,
 	plen = le32_to_cpu(migf->rec.length);
 	migf->dev_crc = le16_to_cpu(migf->rec.type) == TERN_REC_IMAGE &&
 			migf->tvdev->info.xfer_crc &&
-			tern_buf_xfer_len(migf->tvdev, &migf->buf, 0, plen) ==
+			tern_buf_xfer_len(migf->tvdev, &migf->bufs[migf->cur], 0,
+					  plen) ==
 			plen;
 check_done:
 	if (migf->rec_got == le32_to_cpu(migf->rec.length)) {
@@ -1035,6 +1217,9 @@ static int resume_finish(struct tern_mig_file *migf)
 	int ret = 0;
 
 	mutex_lock(&migf->lock);
+	/* The last LOAD, if the stream stopped before its END record. */
+	if (!migf->error)
+		migf->error = resume_collect(migf);
 	if (migf->error) {
 		ret = migf->error;
 	} else if (!migf->ended || !migf->applied) {

@@ -185,12 +185,18 @@ static const struct vfio_device_ops tern_vfio_ops = {
 	.open_device	= tern_vfio_open_device,
 	.close_device	= tern_vfio_close_device,
 	.ioctl		= vfio_pci_core_ioctl,
+#ifdef TERN_HAVE_GET_REGION_INFO_CAPS
+	.get_region_info_caps = vfio_pci_ioctl_get_region_info,
+#endif
 	.device_feature	= vfio_pci_core_ioctl_feature,
 	.read		= vfio_pci_core_read,
 	.write		= vfio_pci_core_write,
 	.mmap		= vfio_pci_core_mmap,
 	.request	= vfio_pci_core_request,
 	.match		= vfio_pci_core_match,
+#ifdef TERN_HAVE_MATCH_TOKEN_UUID
+	.match_token_uuid = vfio_pci_core_match_token_uuid,
+#endif
 	.bind_iommufd	= vfio_iommufd_physical_bind,
 	.unbind_iommufd	= vfio_iommufd_physical_unbind,
 	.attach_ioas	= vfio_iommufd_physical_attach_ioas,
@@ -288,6 +294,6 @@ static void __exit tern_vfio_exit(void)
 }
 module_exit(tern_vfio_exit);
 
-MODULE_IMPORT_NS(IOMMUFD);
+TERN_IMPORT_NS_IOMMUFD;
 MODULE_DESCRIPTION("vfio-pci variant driver for tern VFs, with live migration");
 MODULE_LICENSE("GPL");

@@ -5,14 +5,18 @@
 #ifndef TERN_VFIO_H
 #define TERN_VFIO_H
 
+#include <linux/completion.h>
 #include <linux/mutex.h>
 #include <linux/scatterlist.h>
 #include <linux/spinlock.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 #include <linux/tern_pf.h>
 #include <linux/vfio_pci_core.h>
 #include <tern/tern_hw.h>
 #include <tern/tern_stream.h>
+
+#include "compat.h"
 
 /* Image bytes per IMAGE record, read from the device in one command. */
 #define TERN_CHUNK_SIZE		(512u << 10)
@@ -34,6 +38,26 @@ struct tern_buf {
 	struct tern_vf_buf *map;
 };
 
+/* Buffers per data file: one for user space, one for the device. */
+#define TERN_MIG_BUFS		2
+
+/*
+ * The SAVE or LOAD a data file runs in the background, on one buffer
+ * while user space reads or fills the other (tern_mig_file.xfer_work).
+ */
+struct tern_mig_xfer {
+	bool save;
+	enum tern_vf_save_mode mode;	/* save */
+	bool start;			/* load: the image's first chunk */
+	unsigned int buf;		/* in tern_mig_file.bufs */
+	u64 off;			/* image offset of the chunk */
+	u32 len;			/* bytes asked for or given */
+	u32 crc;			/* load: CRC32C the device checks */
+	u32 seq;			/* load: the record's sequence number */
+	int ret;			/* the outcome, once xfer_done */
+	struct tern_vf_xfer x;
+};
+
 /*
  * A migration data file: the source's saving stream or the destination's
  * resuming stream.  Everything in it is protected by its lock.
@@ -46,8 +70,19 @@ struct tern_mig_file {
 	int error;		/* the first failure, returned ever after */
 	u64 pos;		/* stream bytes read or written */
 	u32 seq;		/* next record's sequence number */
-	struct tern_buf buf;
+	struct tern_buf bufs[TERN_MIG_BUFS];
+	unsigned int cur;	/* the buffer user space reads or fills */
 	wait_queue_head_t poll_wait;	/* woken on arcs, errors and the end */
+	/*
+	 * At most one device command in flight on the other buffer: the
+	 * SAVE of the next chunk, or the LOAD of the last record.  The work
+	 * reads xfer's request and writes its outcome; xfer_busy (under
+	 * lock) says it was queued and its outcome not collected yet.
+	 */
+	struct work_struct xfer_work;
+	struct completion xfer_done;
+	bool xfer_busy;
+	struct tern_mig_xfer xfer;
 
 	/* saving */
 	bool precopy;		/* started in PRE_COPY or PRE_COPY_P2P */
@@ -60,9 +95,9 @@ struct tern_mig_file {
 	u8 queue[256];		/* stream header and record headers */
 	u32 queue_len;		/* bytes in queue[] */
 	u32 queue_off;		/* bytes of queue[] already read */
-	u32 payload_len;	/* bytes in buf after the queue */
+	u32 payload_len;	/* bytes in bufs[cur] after the queue */
 	u32 payload_crc;	/* the device's CRC32C of them, if it gives it */
-	u32 payload_off;	/* bytes of buf already read */
+	u32 payload_off;	/* bytes of bufs[cur] already read */
 	bool image_open;	/* an image is being read from the device */
 	u64 image_size;
 	u64 image_off;

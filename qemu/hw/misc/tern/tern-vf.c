@@ -8,7 +8,6 @@
 
 #include "qemu/osdep.h"
 #include "qemu/bitmap.h"
-#include "qemu/crc32c.h"
 #include "qemu/log.h"
 #include "qemu/module.h"
 #include "qapi/error.h"
@@ -186,8 +185,7 @@ static uint8_t tern_vf_exec(TernVfState *vf, const struct tern_desc *d,
             case TERN_DESC_CRC32C:
                 sts = tern_vf_read_host(vf, src + done, buf, n);
                 if (sts == TERN_DSTS_SUCCESS) {
-                    /* QEMU's crc32c() inverts its result: undo that. */
-                    *crc = crc32c(*crc, buf, n) ^ 0xffffffff;
+                    *crc = tern_crc32c_update(*crc, buf, n);
                 }
                 break;
             }

@@ -155,6 +155,7 @@ bool tern_pf_fire_save_fault(TernPfState *pf, uint16_t vf_num);
 bool tern_pf_fire_resize_fault(TernPfState *pf, uint16_t vf_num);
 uint32_t tern_pf_dirty_limit(TernPfState *pf);
 uint64_t tern_max_image_size(uint64_t devmem_size);
+uint32_t tern_crc32c_update(uint32_t crc, const void *buf, size_t len);
 
 /* tern-vf.c */
 TernPfState *tern_vf_pf(TernVfState *vf);

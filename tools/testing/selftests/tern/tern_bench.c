@@ -402,10 +402,51 @@ static double mbs(size_t bytes, double s)
 
 #define TRACING "/sys/kernel/tracing"
 
+#define XFER_WAIT_EVENT	TRACING "/events/tern_vfio_pci/tern_vfio_xfer_wait/enable"
+
 static void trace_start(void)
 {
 	file_write(TRACING "/events/tern_pf/enable", "1");
+	file_write(XFER_WAIT_EVENT, "1");
 	close(open(TRACING "/trace", O_WRONLY | O_TRUNC));
+}
+
+static void trace_stop(void)
+{
+	file_write(TRACING "/events/tern_pf/enable", "0");
+	file_write(XFER_WAIT_EVENT, "0");
+}
+
+/*
+ * How long read() or write() waited for the data fd's background SAVEs
+ * or LOADs (op) traced since trace_start, in seconds; how many it
+ * collected in *n, and how many of them it did not wait for at all
+ * (the device was done first) in *idle.
+ */
+static double trace_waited(const char *op, int *n, int *idle)
+{
+	char line[512], pat[32];
+	FILE *f = fopen(TRACING "/trace", "r");
+	double s = 0;
+
+	*n = 0;
+	*idle = 0;
+	if (!f)
+		return 0;
+	snprintf(pat, sizeof(pat), " %s waited_us=", op);
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, pat);
+		double us;
+
+		if (!strstr(line, "tern_vfio_xfer_wait:") || !p)
+			continue;
+		us = strtod(p + strlen(pat), NULL);
+		s += us / 1e6;
+		*idle += us < 1;
+		(*n)++;
+	}
+	fclose(f);
+	return s;
 }
 
 /* Commands of opcode name op traced since trace_start, and their time. */
@@ -450,8 +491,8 @@ static void bench_p1_p2(bool p1, bool p2)
 		return;
 	}
 	for (r = 0; r < reps; r++) {
-		double dev;
-		int cmds;
+		double dev, waited;
+		int cmds, nw, idle;
 
 		trace_start();
 		if (save(0, buf, cap, true, &s))
@@ -460,16 +501,18 @@ static void bench_p1_p2(bool p1, bool p2)
 		rd[r] = mbs(len, s.read);
 		rd_arc[r] = mbs(len, s.arc + s.read);
 		cmds = trace_sum("SAVE", &dev);
-		msg("save %zu bytes: STOP_COPY arc %.3f s, reads %.3f s (%d SAVE commands, %.3f s waiting for them), -> STOP %.3f s\n",
-		    len, s.arc, s.read, cmds, dev, s.stop);
+		waited = trace_waited("SAVE", &nw, &idle);
+		msg("save %zu bytes: STOP_COPY arc %.3f s, reads %.3f s (%d SAVE commands, %.3f s in the device; %d ran while user space read, read() waited %.3f s for them, %d not at all), -> STOP %.3f s\n",
+		    len, s.arc, s.read, cmds, dev, nw, waited, idle, s.stop);
 		trace_start();
 		if (load(dst, buf, len, &l))
 			goto out;
 		wr[r] = mbs(len, l.write);
 		wr_load[r] = mbs(len, l.write + l.load);
 		cmds = trace_sum("LOAD", &dev);
-		msg("load %zu bytes into VF %d: RESUMING and writes %.3f s (%d LOAD commands, %.3f s waiting for them), RESUMING -> STOP %.3f s\n",
-		    len, dst, l.write, cmds, dev, l.load);
+		waited = trace_waited("LOAD", &nw, &idle);
+		msg("load %zu bytes into VF %d: RESUMING and writes %.3f s (%d LOAD commands, %.3f s in the device; %d ran while user space wrote, write() and the arc waited %.3f s for them, %d not at all), RESUMING -> STOP %.3f s\n",
+		    len, dst, l.write, cmds, dev, nw, waited, idle, l.load);
 		if (tmpfs_rw(buf, len, &tw[r], &tr[r])) {
 			FAIL("tmpfs %s", TMPFILE);
 			goto out;
@@ -501,7 +544,7 @@ static void bench_p1_p2(bool p1, bool p2)
 		row("P2", fig, "MB/s", v, mtw, v / mtw, ">=", 0.8, true);
 	}
 out:
-	file_write(TRACING "/events/tern_pf/enable", "0");
+	trace_stop();
 	munmap(buf, cap);
 }
 
@@ -664,49 +707,64 @@ static void sampler_stop(struct sampler *s)
 	pthread_join(s->thread, NULL);
 }
 
-static void bench_p4(void)
+/* What one P4 row streams: a save of VF 0, or a load of its stream. */
+struct p4_run {
+	uint8_t *buf;
+	size_t cap;
+	int dst;
+	struct save_time st;	/* of the last save: the stream to load */
+};
+
+static int p4_save(struct p4_run *r)
 {
-	size_t cap = devmem + 8 * MiB;
-	uint8_t *buf = big_buffer(cap);
-	int dst = nr_vfs > 1 ? 1 : 0;
-	struct save_time st;
+	return save(0, r->buf, r->cap, true, &r->st);
+}
+
+static int p4_load(struct p4_run *r)
+{
 	struct load_time lt;
+
+	return load(r->dst, r->buf, r->st.bytes, &lt);
+}
+
+/* One P4 row: the peak kernel memory while @op streams through a file. */
+static int p4_row(const char *kind, int (*op)(struct p4_run *),
+		  struct p4_run *r)
+{
 	struct sampler s;
 	char fig[96];
+	int ret;
 
-	if (!buf) {
+	sampler_start(&s);
+	ret = op(r);
+	sampler_stop(&s);
+	if (ret)
+		return ret;
+	msg("P4 %s: %d samples, peak %ld kB kernel memory, %ld kB of it slab (kmemleak objects out)\n",
+	    kind, s.samples, s.peak_kb, s.peak_slab_kb);
+	snprintf(fig, sizeof(fig), "peak kernel memory of a %s file (%lu MiB)",
+		 kind, (unsigned long)(devmem / MiB));
+	row("P4", fig, "MiB", s.peak_kb / 1024.0, (double)r->st.bytes / MiB,
+	    -1, "<=", 4, false);
+	return 0;
+}
+
+static void bench_p4(void)
+{
+	struct p4_run r = {
+		.cap = devmem + 8 * MiB,
+		.dst = nr_vfs > 1 ? 1 : 0,
+	};
+
+	r.buf = big_buffer(r.cap);
+	if (!r.buf) {
 		FAIL("P4: no memory");
 		return;
 	}
 	/* A first save: the stream to load, and warm caches. */
-	if (save(0, buf, cap, true, &st))
-		goto out;
-	sampler_start(&s);
-	if (save(0, buf, cap, true, &st)) {
-		sampler_stop(&s);
-		goto out;
-	}
-	sampler_stop(&s);
-	msg("P4 save: %d samples, peak %ld kB kernel memory, %ld kB of it slab (kmemleak objects out)\n",
-	    s.samples, s.peak_kb, s.peak_slab_kb);
-	snprintf(fig, sizeof(fig), "peak kernel memory of a save file (%lu MiB)",
-		 (unsigned long)(devmem / MiB));
-	row("P4", fig, "MiB", s.peak_kb / 1024.0, (double)st.bytes / MiB,
-	    -1, "<=", 4, false);
-	sampler_start(&s);
-	if (load(dst, buf, st.bytes, &lt)) {
-		sampler_stop(&s);
-		goto out;
-	}
-	sampler_stop(&s);
-	msg("P4 resume: %d samples, peak %ld kB kernel memory, %ld kB of it slab\n",
-	    s.samples, s.peak_kb, s.peak_slab_kb);
-	snprintf(fig, sizeof(fig), "peak kernel memory of a resume file (%lu MiB)",
-		 (unsigned long)(devmem / MiB));
-	row("P4", fig, "MiB", s.peak_kb / 1024.0, (double)st.bytes / MiB,
-	    -1, "<=", 4, false);
-out:
-	munmap(buf, cap);
+	if (!p4_save(&r) && !p4_row("save", p4_save, &r))
+		p4_row("resume", p4_load, &r);
+	munmap(r.buf, r.cap);
 }
 
 /* ------------------------------------------------------------------

@@ -9,6 +9,7 @@
  * long read and the PF reset or going away in mid-migration end in the
  * documented states too, never in a hang.
  */
+#include <endian.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,6 +18,8 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <tern/tern_stream.h>
 
 #include "kselftest_harness.h"
 #include "lib/env_util.h"
@@ -519,6 +522,172 @@ TEST_F(fault, killed_reader_stops)
 	}
 	close(fd);
 	check_recovers(_metadata, self);
+}
+
+/* SAVEs tern_pf has sent for all VFs so far (its debugfs). */
+static long pf_saves_sent(struct tern_env *e)
+{
+	char path[128], buf[2048], *p;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/tern_pf/%s/aq", e->pf);
+	if (file_read(path, buf, sizeof(buf)))
+		return -1;
+	p = strstr(buf, "cmd_SAVE: ");
+	return p ? atol(p + 10) : -1;
+}
+
+/* Wait up to 2 s for tern_pf to have sent @n SAVEs. */
+static bool saves_reach(struct tern_env *e, long n)
+{
+	uint64_t end = now_ms() + 2000;
+
+	while (pf_saves_sent(e) < n && now_ms() < end)
+		usleep(1000);
+	return pf_saves_sent(e) == n;
+}
+
+/*
+ * Two chunks in flight: the SAVE of the next chunk goes out as soon as a
+ * chunk is handed over, before the reader asks for it, and runs while
+ * the reader drains the chunk it has.  When that SAVE fails, the reader
+ * still gets the whole chunk it has, and the next read() fails with the
+ * device's error (EIO), as does every later one; nothing stays in
+ * flight.
+ */
+TEST_F(fault, next_save_in_flight_fails)
+{
+	struct vfio_dev *a = &self->e.dev[A];
+	uint8_t hdr[TERN_STREAM_HDR_SIZE];
+	struct tern_stream_rec r;
+	long saves = pf_saves_sent(&self->e);
+	char aq[2048];
+	uint32_t fired, len, state;
+	uint8_t *buf;
+	int fd;
+
+	ASSERT_LE(0, saves);
+	buf = malloc(TERN_REC_MAX_PAYLOAD);
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, mig_set_state(a, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	/* The arc's SAVE, then the next chunk's, with no read() yet. */
+	ASSERT_TRUE(saves_reach(&self->e, saves + 2));
+	usleep(100000);		/* it completed: 0.5 ms in the device */
+	fired = mmio_read32(self->dbg, TERN_DBG_REG_FIRED);
+	arm(self, FAIL_INTERNAL, TERN_OP_SAVE);
+
+	/* Up to the end of the first IMAGE record: no SAVE needed. */
+	ASSERT_EQ(sizeof(hdr), read(fd, hdr, sizeof(hdr)));
+	do {
+		ASSERT_EQ(sizeof(r), read(fd, &r, sizeof(r)));
+		len = le32toh(r.length);
+		ASSERT_GE(TERN_REC_MAX_PAYLOAD, len);
+		ASSERT_EQ(len, read(fd, buf, len));
+	} while (le16toh(r.type) != TERN_REC_IMAGE);
+	EXPECT_EQ(saves + 2, pf_saves_sent(&self->e));
+	EXPECT_EQ(fired, mmio_read32(self->dbg, TERN_DBG_REG_FIRED));
+
+	/*
+	 * The second chunk's record: the SAVE made meanwhile is taken, and
+	 * the third chunk's goes out, into the armed fault.
+	 */
+	ASSERT_EQ(sizeof(r), read(fd, &r, sizeof(r)));
+	ASSERT_EQ(TERN_REC_IMAGE, le16toh(r.type));
+	EXPECT_EQ(0, le16toh(r.flags));
+	EXPECT_TRUE(saves_reach(&self->e, saves + 3));
+	usleep(100000);
+	EXPECT_EQ(fired + 1, mmio_read32(self->dbg, TERN_DBG_REG_FIRED));
+	/* The chunk at hand is whole. */
+	len = le32toh(r.length);
+	ASSERT_EQ(len, read(fd, buf, len));
+	/* The failed SAVE's error comes with the next read(), and stays. */
+	EXPECT_EQ(-1, read(fd, buf, 1));
+	EXPECT_EQ(EIO, errno);
+	EXPECT_EQ(-1, read(fd, buf, 1));
+	EXPECT_EQ(EIO, errno);
+	EXPECT_EQ(saves + 3, pf_saves_sent(&self->e));
+	ASSERT_EQ(0, mig_get_state(a, &state));
+	EXPECT_EQ(VFIO_DEVICE_STATE_STOP_COPY, state);
+	close(fd);
+	snprintf((char *)buf, 128, "/sys/kernel/debug/tern_pf/%s/aq",
+		 self->e.pf);
+	ASSERT_EQ(0, file_read((char *)buf, aq, sizeof(aq)));
+	EXPECT_NE(NULL, strstr(aq, "\ninflight: 0\n"));
+	free(buf);
+	check_recovers(_metadata, self);
+}
+
+/*
+ * Two chunks in flight on the destination: a write() that completes an
+ * IMAGE record returns with the record's LOAD still running (here held
+ * for a second by the device), and the next records arrive meanwhile.
+ * The LOAD's outcome is collected before the next LOAD: a LOAD that
+ * fails in the background fails the write() that collects it, and then
+ * every write() and the RESUMING -> STOP arc, with its errno (EPERM);
+ * the VF is unchanged.
+ */
+TEST_F(fault, load_in_flight_overlaps_write)
+{
+	struct vfio_dev *a = &self->e.dev[A], *b = &self->e.dev[B];
+	size_t off = TERN_STREAM_HDR_SIZE, end1 = 0, end2 = 0;
+	unsigned int images = 0;
+	uint64_t start, took;
+	uint32_t fired, state;
+	int fd;
+
+	ASSERT_EQ(0, file_write(AQ_TIMEOUT_PARAM, "5000"));
+	mmio_write32(self->e.mem[B], 0, 0xb0b0b0b0);
+	ASSERT_EQ(0, mig_set_state(a, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_save(a, &self->s));
+	/* The ends of the first two IMAGE records. */
+	while (off + TERN_STREAM_REC_SIZE <= self->s.len && images < 2) {
+		const struct tern_stream_rec *r = (void *)(self->s.data + off);
+
+		off += TERN_STREAM_REC_SIZE + le32toh(r->length);
+		if (le16toh(r->type) == TERN_REC_IMAGE) {
+			images++;
+			*(images == 1 ? &end1 : &end2) = off;
+		}
+	}
+	ASSERT_NE(0, end2);
+	ASSERT_LT(end2, self->s.len);
+
+	ASSERT_EQ(0, mig_set_state(b, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_set_state(b, VFIO_DEVICE_STATE_RESUMING, &fd));
+	fired = mmio_read32(self->dbg, TERN_DBG_REG_FIRED);
+	mmio_write32(self->dbg, TERN_DBG_REG_DELAY_MS, 1000);
+	mmio_write32(self->dbg, TERN_DBG_REG_DELAY_CMD,
+		     TERN_DBG_ARM | TERN_OP_LOAD);
+	start = now_ms();
+	ASSERT_EQ(0, mig_write(fd, self->s.data, end1, PIECE));
+	took = now_ms() - start;
+	/* Not held up by the first LOAD, which takes a second. */
+	EXPECT_GT(500, took);
+	TH_LOG("first IMAGE record written in %llu ms",
+	       (unsigned long long)took);
+	usleep(100000);		/* the device has fetched the LOAD */
+	EXPECT_EQ(fired + 1, mmio_read32(self->dbg, TERN_DBG_REG_FIRED));
+
+	/* The second record's LOAD fails in the device. */
+	mmio_write32(self->dbg, TERN_DBG_REG_FAIL_VF, B);
+	mmio_write32(self->dbg, TERN_DBG_REG_FAIL_STATUS,
+		     TERN_STS_INVALID_STATE);
+	mmio_write32(self->dbg, TERN_DBG_REG_FAIL_CMD,
+		     TERN_DBG_ARM | TERN_OP_LOAD);
+	/* It waits for the first LOAD, then starts the second. */
+	start = now_ms();
+	ASSERT_EQ(0, mig_write(fd, self->s.data + end1, end2 - end1, PIECE));
+	EXPECT_LE(500, now_ms() - start);
+	/* The next write() that needs its outcome fails, and stays failed. */
+	EXPECT_EQ(-EPERM, mig_write(fd, self->s.data + end2,
+				    self->s.len - end2, PIECE));
+	EXPECT_EQ(-EPERM, mig_write(fd, self->s.data, 1, 1));
+	EXPECT_EQ(-EPERM, mig_set_state(b, VFIO_DEVICE_STATE_STOP, NULL));
+	ASSERT_EQ(0, mig_get_state(b, &state));
+	EXPECT_EQ(VFIO_DEVICE_STATE_RESUMING, state);
+	EXPECT_EQ(0xb0b0b0b0, mmio_read32(self->e.mem[B], 0));
+	close(fd);
+	ASSERT_EQ(0, vfio_reset(b));
+	ASSERT_EQ(0, mig_load(b, &self->s, PIECE));
 }
 
 /*

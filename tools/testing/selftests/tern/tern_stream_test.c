@@ -116,7 +116,9 @@ static unsigned int nr_recs(FIXTURE_DATA(stream) *self)
 
 /*
  * Write the bad stream to B: everything before byte fail_at is taken,
- * the write() that brings byte fail_at - 1 fails with err and so does
+ * the write() that brings byte fail_at - 1 fails with err (or, for what
+ * the device checks in an IMAGE record's LOAD, which runs while the
+ * next record arrives, the write() that collects that LOAD) and so does
  * every later one; leaving RESUMING fails too.  B has not changed.
  */
 static void expect_reject(struct __test_metadata *_metadata,
