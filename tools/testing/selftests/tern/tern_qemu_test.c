@@ -12,7 +12,10 @@
  * every byte the VF wrote must be on the destination, which only holds
  * if the VF reported its dirty pages.  With --demo one migration runs
  * and a summary is printed; --ping-pong N migrates back and forth N
- * times, --cancel N cancels N migrations in mid pre-copy.
+ * times, --cancel N cancels N migrations in mid pre-copy.  --viommu
+ * gives the L2 VMs an intel-iommu, which remaps interrupts only or DMA
+ * too: then this program is also the guest's IOMMU driver and remaps
+ * the VF's buffers during pre-copy (qemu/patches/0003, 0004).
  *
  * The L2 VMM is any QEMU: --qemu PATH or $TERN_QEMU, by default the one
  * on PATH (tern's, in the test VM).  One without the qtest accelerator,
@@ -42,10 +45,24 @@
 #define DIR		"/tmp/tern-e2e"
 #define QEMU		"qemu-system-x86_64"
 #define FIRMWARE	"/opt/tern/qemu/halt.bin"
+/* What QEMU up to 11 says for a VFIO device behind any vIOMMU. */
+#define STOCK_BLOCKER	"Migration is currently not supported with vIOMMU enabled"
+/* The VF's own dirty tracking off: nothing tracks its DMA. */
+#define NO_TRACKING	",x-device-dirty-page-tracking=off"
+#define NO_TRACKING_BLOCKER "doesn't support device and IOMMU dirty tracking"
 
 /* The L2 QEMU (--qemu, $TERN_QEMU) and its accelerator (qemu_choose()). */
 static const char *qemu_bin = QEMU;
 static const char *qemu_accel = "qtest";
+
+/*
+ * The vIOMMU of the L2 VMs (--viommu): none, an Intel IOMMU that remaps
+ * interrupts only (dma-translation=off), or one that also remaps DMA.
+ */
+static enum { VIOMMU_NONE, VIOMMU_INTREMAP, VIOMMU_DMAR } viommu;
+static const char *const viommu_names[] = { "none", "intremap", "dmar" };
+/* Extra vfio-pci properties of the L2 VMs' VF ("," first). */
+static const char *vf_props = "";
 
 /* L2's guest-physical layout: RAM below 128 MiB, the VF's BARs above. */
 #define RING_GPA	0x100000ull
@@ -60,6 +77,31 @@ static const char *qemu_accel = "qtest";
 #define VF_SLOT		5
 #define DEV_SLOTS	64u
 #define ROUND		8u	/* descriptors per doorbell */
+
+/*
+ * With --viommu dmar the test is also the guest's IOMMU driver: root and
+ * context tables and 4-level second-level page tables in L2 RAM, the
+ * VF's ring, completions and buffers mapped at IOVAs that are not their
+ * guest addresses, some above 4 GiB, some near the top of the 48-bit
+ * address width.  Remapped buffers move to fresh guest pages.
+ */
+#define VTD_GPA		0xfed90000ull	/* q35's intel-iommu registers */
+#define VTD_GCMD	0x18
+#define VTD_GSTS	0x1c
+#define VTD_RTADDR	0x20
+#define VTD_CCMD	0x28
+#define VTD_IOTLB	0xf8		/* ECAP.IRO 0xf0, + 8 */
+#define VTD_TE		(1u << 31)
+#define VTD_SRTP	(1u << 30)
+#define VTD_AW		48
+#define IOVA_TOP	(1ull << VTD_AW)
+#define ROOT_GPA	0x1000000ull	/* root table; bus 0's context table */
+#define CTX_GPA		0x1001000ull
+#define PT_GPA		0x1002000ull	/* page-table pages, up to PT_END */
+#define PT_END		0x1800000ull
+#define SPARE_GPA	0x800000ull	/* where remapped buffers move */
+#define MAX_REMAPS	32u
+#define MIN_REMAPS	16u	/* before pre-copy may converge */
 
 /* ------------------------------------------------------------------
  * Sockets: line I/O with a deadline
@@ -216,33 +258,45 @@ static void vm_start(struct vm *vm, const char *name, const char *vf,
 	snprintf(qmp_path, sizeof(qmp_path), DIR "/%s.qmp", name);
 	snprintf(log, sizeof(log), DIR "/%s.log", name);
 	snprintf(dev, sizeof(dev),
-		 "vfio-pci,host=%s,id=tvf,addr=%d.0,rombar=0,migration-events=on",
-		 vf, VF_SLOT);
+		 "vfio-pci,host=%s,id=tvf,addr=%d.0,rombar=0,migration-events=on%s",
+		 vf, VF_SLOT, vf_props);
 	qt_l = listen_unix(qt_path);
 	qmp_l = listen_unix(qmp_path);
 
 	vm->pid = fork();
 	if (!vm->pid) {
-		char qt_arg[160], qmp_arg[160];
-		char *argv[] = {
+		char qt_arg[160], qmp_arg[160], iommu[160];
+		char *argv[32] = {
 			(char *)qemu_bin, "-nodefaults", "-no-user-config",
 			"-display", "none", "-machine", "q35", "-accel",
 			(char *)qemu_accel, "-m",
 			"32M", "-bios", FIRMWARE, "-qtest", qt_arg,
 			"-qtest-log", "none", "-chardev",
-			qmp_arg, "-mon", "chardev=qmp,mode=control", "-device",
-			dev, "-incoming", "defer", NULL
+			qmp_arg, "-mon", "chardev=qmp,mode=control"
 		};
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int n = 21;
 
 		dup2(fd, 1);
 		dup2(fd, 2);
 		snprintf(qt_arg, sizeof(qt_arg), "unix:%s", qt_path);
 		snprintf(qmp_arg, sizeof(qmp_arg),
 			 "socket,path=%s,id=qmp", qmp_path);
-		/* A source VM ends its arguments before -incoming. */
-		if (!incoming)
-			argv[23] = NULL;
+		/* The vIOMMU before the device it translates for. */
+		if (viommu != VIOMMU_NONE) {
+			snprintf(iommu, sizeof(iommu),
+				 "intel-iommu,intremap=on,caching-mode=on,dma-translation=%s",
+				 viommu == VIOMMU_DMAR ? "on" : "off");
+			argv[n++] = "-device";
+			argv[n++] = iommu;
+		}
+		argv[n++] = "-device";
+		argv[n++] = dev;
+		if (incoming) {
+			argv[n++] = "-incoming";
+			argv[n++] = "defer";
+		}
+		argv[n] = NULL;
 		execvp(qemu_bin, argv);
 		_exit(127);
 	}
@@ -406,6 +460,15 @@ static void json_str(const char *line, const char *key, char *out, size_t n)
 struct guest {
 	uint32_t tail;
 	uint64_t seq;
+	uint64_t ring_iova, cpl_iova;	/* the VF's addresses (DMA) */
+	uint64_t buf_iova[NR_BUFS];
+	uint64_t buf_gpa[NR_BUFS];	/* where the buffers are in L2 RAM */
+	unsigned int buf_gen[NR_BUFS];	/* times a buffer was remapped */
+	struct {
+		uint64_t gpa, pat;
+	} gone[MAX_REMAPS];		/* buffers unmapped, what they hold */
+	unsigned int remaps;
+	uint64_t pt_root, pt_next;	/* the VF's page tables (dmar) */
 	uint64_t buf_pat[NR_BUFS];	/* what each buffer must hold */
 	uint64_t dev_pat[DEV_SLOTS];	/* what each devmem slot must hold */
 	uint64_t submitted;
@@ -418,11 +481,133 @@ static uint64_t pattern(uint64_t seq)
 	return (seq << 32) | (uint32_t)~seq;
 }
 
+static uint64_t readq(struct vm *vm, uint64_t a)
+{
+	return strtoull(qt(vm, "readq 0x%llx", (unsigned long long)a), NULL, 0);
+}
+
+static void writeq(struct vm *vm, uint64_t a, uint64_t v)
+{
+	qt(vm, "writeq 0x%llx 0x%llx", (unsigned long long)a,
+	   (unsigned long long)v);
+}
+
+/*
+ * Register-based invalidation of every IOTLB entry; in caching mode QEMU
+ * then syncs its shadow of the tables: the VFIO container's mappings.
+ */
+static void iotlb_flush(struct vm *vm)
+{
+	writeq(vm, VTD_GPA + VTD_IOTLB, 1ull << 63 | 1ull << 60);
+	if (readq(vm, VTD_GPA + VTD_IOTLB) >> 63)
+		die("%s: IOTLB invalidation pending\n", vm->name);
+}
+
+static uint64_t pt_alloc(struct vm *vm, struct guest *g)
+{
+	uint64_t p = g->pt_next;
+
+	if (p >= PT_END)
+		die("%s: out of page-table pages\n", vm->name);
+	g->pt_next += 4096;
+	qt(vm, "memset 0x%llx 0x1000 0", (unsigned long long)p);
+	return p;
+}
+
+/* Where the last-level entry of @iova is, tables allocated on the way. */
+static uint64_t pte_addr(struct vm *vm, struct guest *g, uint64_t iova)
+{
+	uint64_t table = g->pt_root, e, v;
+	int level;
+
+	for (level = 4; level > 1; level--) {
+		e = table + ((iova >> (12 + 9 * (level - 1))) & 511) * 8;
+		v = readq(vm, e);
+		if (!(v & 3)) {
+			v = pt_alloc(vm, g) | 3;	/* read, write */
+			writeq(vm, e, v);
+		}
+		table = v & 0xffffffffff000ull;
+	}
+	return table + ((iova >> 12) & 511) * 8;
+}
+
+/* Map (or with @gpa ~0, unmap) [iova, iova + len) and invalidate. */
+static void iommu_map(struct vm *vm, struct guest *g, uint64_t iova,
+		      uint64_t gpa, uint64_t len)
+{
+	uint64_t off;
+
+	for (off = 0; off < len; off += 4096)
+		writeq(vm, pte_addr(vm, g, iova + off),
+		       gpa == ~0ull ? 0 : (gpa + off) | 3);
+	iotlb_flush(vm);
+}
+
+/* The IOVA of buffer @b in its @gen-th mapping: four kinds of place. */
+static uint64_t buf_iova(unsigned int b, unsigned int gen)
+{
+	uint64_t n = (uint64_t)gen * NR_BUFS + b;
+
+	switch (b % 4) {
+	case 0:
+		return 0x200000000ull + n * 0x10000;	/* above 4 GiB, apart */
+	case 1:
+		return 0x40000000ull + n * 0x4000;	/* below 4 GiB */
+	case 2:
+		return IOVA_TOP - 0x10000000ull + n * BUF_SIZE; /* the top */
+	default:
+		return 0x8000000000ull + n * 0x3000;	/* another PML4 slot */
+	}
+}
+
+/*
+ * The guest's IOMMU driver: the VF's context entry (domain 1, 4-level
+ * tables), its ring, completions and buffers mapped, DMA remapping on.
+ */
+static void iommu_setup(struct vm *vm, struct guest *g)
+{
+	uint64_t ctx = CTX_GPA + (VF_SLOT << 3) * 16;
+	unsigned int b;
+
+	g->pt_next = PT_GPA;
+	g->pt_root = pt_alloc(vm, g);
+	qt(vm, "memset 0x%llx 0x2000 0", ROOT_GPA);
+	writeq(vm, ROOT_GPA, CTX_GPA | 1);		/* bus 0, present */
+	writeq(vm, ctx + 8, 2 | 1 << 8);		/* 48-bit, domain 1 */
+	writeq(vm, ctx, g->pt_root | 1);		/* present */
+	writeq(vm, VTD_GPA + VTD_RTADDR, ROOT_GPA);
+	writel(vm, VTD_GPA + VTD_GCMD, VTD_SRTP);
+	if (!(readl(vm, VTD_GPA + VTD_GSTS) & VTD_SRTP))
+		die("%s: the IOMMU did not take the root table\n", vm->name);
+	writeq(vm, VTD_GPA + VTD_CCMD, 1ull << 63 | 1ull << 61);
+	iotlb_flush(vm);
+
+	g->ring_iova = IOVA_TOP - 0x10000;
+	g->cpl_iova = 0x123450000ull;
+	iommu_map(vm, g, g->ring_iova, RING_GPA,
+		  RING_SIZE * sizeof(struct tern_desc));
+	iommu_map(vm, g, g->cpl_iova, CPL_GPA, RING_SIZE * 32);
+	for (b = 0; b < NR_BUFS; b++) {
+		g->buf_iova[b] = buf_iova(b, 0);
+		iommu_map(vm, g, g->buf_iova[b], g->buf_gpa[b], BUF_SIZE);
+	}
+	writel(vm, VTD_GPA + VTD_GCMD, VTD_TE);
+	if (!(readl(vm, VTD_GPA + VTD_GSTS) & VTD_TE))
+		die("%s: DMA remapping did not turn on\n", vm->name);
+}
+
 static void guest_setup(struct vm *vm, struct guest *g)
 {
-	unsigned int q = TERN_VF_REG_Q(0);
+	unsigned int q = TERN_VF_REG_Q(0), b;
 
 	memset(g, 0, sizeof(*g));
+	g->ring_iova = RING_GPA;
+	g->cpl_iova = CPL_GPA;
+	for (b = 0; b < NR_BUFS; b++)
+		g->buf_iova[b] = g->buf_gpa[b] = BUF_GPA + b * BUF_SIZE;
+	if (viommu == VIOMMU_DMAR)
+		iommu_setup(vm, g);
 	cfg_write(vm, 0x10, (uint32_t)BAR0_GPA);
 	cfg_write(vm, 0x14, BAR0_GPA >> 32);
 	cfg_write(vm, 0x18, (uint32_t)BAR2_GPA);
@@ -434,8 +619,8 @@ static void guest_setup(struct vm *vm, struct guest *g)
 		die("%s: the VF's BAR does not answer\n", vm->name);
 	qt(vm, "memset 0x%llx 0x%x 0", RING_GPA,
 	   RING_SIZE * (unsigned int)sizeof(struct tern_desc));
-	writel(vm, BAR0_GPA + q + TERN_Q_BASE_LO, RING_GPA);
-	writel(vm, BAR0_GPA + q + TERN_Q_BASE_HI, 0);
+	writel(vm, BAR0_GPA + q + TERN_Q_BASE_LO, (uint32_t)g->ring_iova);
+	writel(vm, BAR0_GPA + q + TERN_Q_BASE_HI, g->ring_iova >> 32);
 	writel(vm, BAR0_GPA + q + TERN_Q_SIZE, RING_SIZE);
 	writel(vm, BAR0_GPA + q + TERN_Q_CTRL, TERN_Q_CTRL_ENABLE);
 }
@@ -454,7 +639,7 @@ static void guest_add(struct vm *vm, struct guest *g, uint8_t op,
 		.src = htole64(src),
 		.dst = htole64(dst),
 		.pattern = htole64(pat),
-		.cpl_addr = htole64(CPL_GPA + g->tail * 32ull),
+		.cpl_addr = htole64(g->cpl_iova + g->tail * 32ull),
 		.user = htole64(g->seq),
 	};
 
@@ -481,12 +666,12 @@ static bool guest_round(struct vm *vm, struct guest *g)
 		if (g->seq % 4 == 3) {
 			unsigned int s = (g->seq / 4) % DEV_SLOTS;
 
-			guest_add(vm, g, TERN_DESC_TO_DEV, BUF_GPA + b * BUF_SIZE,
+			guest_add(vm, g, TERN_DESC_TO_DEV, g->buf_iova[b],
 				  s * BUF_SIZE, 0);
 			g->dev_pat[s] = g->buf_pat[b];
 		} else {
-			guest_add(vm, g, TERN_DESC_FILL, 0,
-				  BUF_GPA + b * BUF_SIZE, pattern(g->seq));
+			guest_add(vm, g, TERN_DESC_FILL, 0, g->buf_iova[b],
+				  pattern(g->seq));
 			g->buf_pat[b] = pattern(g->seq);
 		}
 	}
@@ -504,6 +689,33 @@ static bool wait_idle(struct vm *vm, struct guest *g)
 		usleep(10000);
 	}
 	return false;
+}
+
+/*
+ * Move a buffer, during pre-copy: the VF fills it through its mapping,
+ * the guest unmaps it (what the VF wrote there must still reach the
+ * destination), and maps the buffer at a new IOVA, in fresh pages.
+ */
+static void guest_remap(struct vm *vm, struct guest *g)
+{
+	unsigned int b = (g->remaps * 37 + 5) % NR_BUFS;
+
+	if (g->remaps == MAX_REMAPS)
+		return;
+	guest_add(vm, g, TERN_DESC_FILL, 0, g->buf_iova[b], pattern(g->seq));
+	g->buf_pat[b] = pattern(g->seq++);
+	writel(vm, BAR0_GPA + TERN_VF_REG_Q(0) + TERN_Q_TAIL, g->tail);
+	if (!wait_idle(vm, g))
+		die("%s: the VF does not run\n", vm->name);
+	iommu_map(vm, g, g->buf_iova[b], ~0ull, BUF_SIZE);
+	g->gone[g->remaps].gpa = g->buf_gpa[b];
+	g->gone[g->remaps].pat = g->buf_pat[b];
+	g->buf_gpa[b] = SPARE_GPA + g->remaps * BUF_SIZE;
+	g->buf_iova[b] = buf_iova(b, ++g->buf_gen[b]);
+	iommu_map(vm, g, g->buf_iova[b], g->buf_gpa[b], BUF_SIZE);
+	/* Fresh pages hold zeros: the pattern 0, until the VF fills them. */
+	g->buf_pat[b] = 0;
+	g->remaps++;
 }
 
 /* Bytes of a block that differ from the pattern it must hold. */
@@ -541,11 +753,19 @@ static bool guest_verify(struct vm *vm, struct guest *g)
 		return false;
 	}
 	for (i = 0; i < NR_BUFS && i < g->seq; i++) {
-		mem_read(vm, BUF_GPA + i * BUF_SIZE, blk, BUF_SIZE);
+		mem_read(vm, g->buf_gpa[i], blk, BUF_SIZE);
 		n = bytes_wrong(blk, g->buf_pat[i]);
 		g->bytes_wrong += n;
 		if (n && bad++ < 5)
 			ksft_print_msg("%s: buffer %u is wrong\n", vm->name, i);
+	}
+	for (i = 0; i < g->remaps; i++) {
+		mem_read(vm, g->gone[i].gpa, blk, BUF_SIZE);
+		n = bytes_wrong(blk, g->gone[i].pat);
+		g->bytes_wrong += n;
+		if (n && bad++ < 5)
+			ksft_print_msg("%s: the buffer unmapped by remap %u is wrong\n",
+				       vm->name, i);
 	}
 	for (i = 0; i < DEV_SLOTS && i * 4 + 3 < g->seq; i++) {
 		mem_read(vm, BAR2_GPA + i * BUF_SIZE, blk, BUF_SIZE);
@@ -673,8 +893,12 @@ static void migrate(struct vm *src, struct vm *dst, const char *dst_vf,
 			if (strcmp(st, "active") && strcmp(st, "setup") &&
 			    strcmp(st, "device") && strcmp(st, "wait-unplug"))
 				break;
-			/* Enough pre-copy passes: let it converge. */
-			if (iter >= 4 && !o->cancel && !released) {
+			/*
+			 * Enough pre-copy passes (and, behind a DMA
+			 * remapping vIOMMU, buffers moved): let it converge.
+			 */
+			if (iter >= 4 && !o->cancel && !released &&
+			    (viommu != VIOMMU_DMAR || g->remaps >= MIN_REMAPS)) {
 				qmp(src, "{\"execute\": \"migrate-set-parameters\", "
 				    "\"arguments\": {\"downtime-limit\": 5000, "
 				    "\"avail-switchover-bandwidth\": 0}}");
@@ -687,6 +911,14 @@ static void migrate(struct vm *src, struct vm *dst, const char *dst_vf,
 				cancelled = true;
 			}
 		}
+		/*
+		 * Unmaps and new mappings in mid pre-copy, one a round, once
+		 * the first pass over RAM is over: only the VF's dirty
+		 * tracking brings the pages it writes then to the destination.
+		 */
+		if (viommu == VIOMMU_DMAR && iter >= 2 && !released &&
+		    !o->cancel)
+			guest_remap(src, g);
 		if (guest_round(src, g))
 			r->rounds++;
 		else
@@ -852,6 +1084,15 @@ static void test_migration(bool multifd)
 	guest_setup(&a, &g);
 	warm_up(&a, &g);
 	ok = hop(&a, &b, vf_bdf[1], &g, &o, &r);
+	/* The destination's VF goes on translating through its vIOMMU. */
+	if (ok && viommu) {
+		warm_up(&b, &g);
+		ok = guest_verify(&b, &g) &&
+		     (viommu != VIOMMU_DMAR || g.remaps >= MIN_REMAPS);
+		ksft_print_msg("destination: %llu descriptors in all, %u buffers remapped, %s\n",
+			       (unsigned long long)g.submitted, g.remaps,
+			       ok ? "all verified" : "WRONG");
+	}
 	ksft_print_msg("source VFIO events: %s\n", a.events);
 	ksft_print_msg("destination VFIO events: %s\n", b.events);
 	vm_stop(&a);
@@ -862,8 +1103,46 @@ static void test_migration(bool multifd)
 	     strstr(b.events, "running");
 	if (!ok)
 		show_logs();
-	ksft_test_result(ok, "migration with DMA running%s\n",
-			 multifd ? ", multifd" : "");
+	ksft_test_result(ok, "migration with DMA running%s%s%s\n",
+			 multifd ? ", multifd" : "",
+			 viommu ? ", vIOMMU " : "",
+			 viommu ? viommu_names[viommu] : "");
+}
+
+/*
+ * Where QEMU refuses to migrate behind the vIOMMU (stock QEMU for every
+ * vIOMMU, tern's where DMA is translated): "migrate" fails at once with
+ * vfio's blocker, and the source VM and its VF run on.
+ */
+static void test_viommu_blocked(const char *blocker)
+{
+	struct guest g;
+	char st[32];
+	bool blocked;
+	struct vm a;
+	char *line;
+	bool ok;
+
+	vm_start(&a, "src", vf_bdf[0], false);
+	qmp_init(&a);
+	guest_setup(&a, &g);
+	warm_up(&a, &g);
+	line = qmp(&a, "{\"execute\": \"migrate\", \"arguments\": "
+		   "{\"uri\": \"unix:" DIR "/blocked.sock\"}}");
+	blocked = strstr(line, "\"error\"") && strstr(line, blocker);
+	json_str(qmp(&a, "{\"execute\": \"query-status\"}"), "status", st,
+		 sizeof(st));
+	warm_up(&a, &g);
+	ok = blocked && !strcmp(st, "running") && guest_verify(&a, &g);
+	ksft_print_msg("vIOMMU %s%s: migrate %s; source %s\n",
+		       viommu_names[viommu], vf_props,
+		       blocked ? "refused with vfio's blocker" : "not refused",
+		       st);
+	vm_stop(&a);
+	if (!ok)
+		show_logs();
+	ksft_test_result(ok, "vIOMMU %s%s: QEMU blocks the migration, the source runs on\n",
+			 viommu_names[viommu], vf_props);
 }
 
 /* n migrations in a row, A -> B -> A ..., the guest working all along. */
@@ -1131,7 +1410,9 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: tern_qemu_test [--qemu PATH]\n"
-		"                      [--basic | --demo | --ping-pong N | --cancel N]\n"
+		"                      [--basic | --demo | --ping-pong N | --cancel N |\n"
+		"                       --viommu intremap|dmar [--expect-blocked]\n"
+		"                       [--no-dirty-tracking]]\n"
 		"\n"
 		"QEMU live-migrates an L2 VM whose tern VF keeps doing DMA, and every\n"
 		"byte the VF wrote is verified on the destination.  Needs a tern PF\n"
@@ -1144,12 +1425,21 @@ static void usage(FILE *f)
 		"  --demo         one migration and a summary (make demo)\n"
 		"  --ping-pong N  N migrations in a row, A -> B -> A ...\n"
 		"  --cancel N     N migrations cancelled in mid pre-copy\n"
-		"  -h, --help     this text\n", QEMU);
+		"  --viommu MODE  only the migration with DMA running, the L2 VMs with\n"
+		"                 an intel-iommu: intremap (dma-translation=off) or\n"
+		"                 dmar (dma-translation=on)\n"
+		"  --expect-blocked  with --viommu: QEMU must refuse the migration\n"
+		"                 with vfio's vIOMMU blocker, stock QEMU's\n"
+		"                 \"%s\"\n"
+		"  --no-dirty-tracking  with --viommu: the VF's device dirty tracking\n"
+		"                 off (with --expect-blocked: QEMU's blocker for that)\n"
+		"  -h, --help     this text\n", QEMU, STOCK_BLOCKER);
 }
 
 int main(int argc, char **argv)
 {
-	enum { ALL, BASIC, DEMO, PING_PONG, CANCEL } mode = ALL;
+	enum { ALL, BASIC, DEMO, PING_PONG, CANCEL, VIOMMU } mode = ALL;
+	bool expect_blocked = false;
 	char version[256];
 	int i, n = 0;
 
@@ -1170,6 +1460,16 @@ int main(int argc, char **argv)
 				usage(stderr);
 				return KSFT_FAIL;
 			}
+		} else if (!strcmp(argv[i], "--viommu") && i + 1 < argc &&
+			   (!strcmp(argv[i + 1], "intremap") ||
+			    !strcmp(argv[i + 1], "dmar"))) {
+			mode = VIOMMU;
+			viommu = !strcmp(argv[++i], "dmar") ? VIOMMU_DMAR :
+				 VIOMMU_INTREMAP;
+		} else if (!strcmp(argv[i], "--expect-blocked")) {
+			expect_blocked = true;
+		} else if (!strcmp(argv[i], "--no-dirty-tracking")) {
+			vf_props = NO_TRACKING;
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
 			usage(stdout);
 			return 0;
@@ -1177,6 +1477,10 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return KSFT_FAIL;
 		}
+	}
+	if ((expect_blocked || *vf_props) && mode != VIOMMU) {
+		usage(stderr);
+		return KSFT_FAIL;
 	}
 
 	signal(SIGPIPE, SIG_IGN);
@@ -1209,12 +1513,31 @@ int main(int argc, char **argv)
 		test_migration(true);
 		ksft_finished();
 	}
+	if (mode == VIOMMU) {
+		ksft_set_plan(1);
+		if (expect_blocked && *vf_props)
+			test_viommu_blocked(NO_TRACKING_BLOCKER);
+		else if (expect_blocked)
+			test_viommu_blocked(STOCK_BLOCKER);
+		else
+			test_migration(false);
+		ksft_finished();
+	}
 
-	ksft_set_plan(5);
+	ksft_set_plan(8);
 	test_migration(false);
 	test_migration(true);
 	test_source_survives(false);
 	test_source_survives(true);
 	test_ping_pong(3);
+	/* Behind an intel-iommu that remaps interrupts only (patch 0003). */
+	viommu = VIOMMU_INTREMAP;
+	test_migration(false);
+	/* One that translates DMA (patch 0004). */
+	viommu = VIOMMU_DMAR;
+	test_migration(false);
+	/* Without device dirty tracking nothing tracks the VF: blocked. */
+	vf_props = NO_TRACKING;
+	test_viommu_blocked(NO_TRACKING_BLOCKER);
 	ksft_finished();
 }
