@@ -1,6 +1,9 @@
 # The devices of tern's QEMU: what the L1 test VM and the L2 guests use.
 CONFIG_Q35=y
 CONFIG_VTD=y
+# A vIOMMU without an address width: where vfio must still block
+# migration (tern_qemu_test --viommu virtio).
+CONFIG_VIRTIO_IOMMU=y
 CONFIG_PCIE_PORT=y
 CONFIG_VIRTIO_PCI=y
 CONFIG_VIRTIO_BLK=y

@@ -15,7 +15,8 @@
  * times, --cancel N cancels N migrations in mid pre-copy.  --viommu
  * gives the L2 VMs an intel-iommu, which remaps interrupts only or DMA
  * too: then this program is also the guest's IOMMU driver and remaps
- * the VF's buffers during pre-copy (qemu/patches/0003, 0004).
+ * the VF's buffers during pre-copy (qemu/patches/0003, 0004); or a
+ * virtio-iommu, behind which the migration must be refused.
  *
  * The L2 VMM is any QEMU: --qemu PATH or $TERN_QEMU, by default the one
  * on PATH (tern's, in the test VM).  One without the qtest accelerator,
@@ -50,6 +51,8 @@
 /* The VF's own dirty tracking off: nothing tracks its DMA. */
 #define NO_TRACKING	",x-device-dirty-page-tracking=off"
 #define NO_TRACKING_BLOCKER "doesn't support device and IOMMU dirty tracking"
+/* tern's QEMU behind a vIOMMU that does not say how far it translates. */
+#define NO_WIDTH_BLOCKER "with a vIOMMU that has no address width limit"
 
 /* The L2 QEMU (--qemu, $TERN_QEMU) and its accelerator (qemu_choose()). */
 static const char *qemu_bin = QEMU;
@@ -57,10 +60,15 @@ static const char *qemu_accel = "qtest";
 
 /*
  * The vIOMMU of the L2 VMs (--viommu): none, an Intel IOMMU that remaps
- * interrupts only (dma-translation=off), or one that also remaps DMA.
+ * interrupts only (dma-translation=off), one that also remaps DMA, or a
+ * virtio-iommu, which translates without an address width vfio could
+ * track the device over: QEMU must block its migration.
  */
-static enum { VIOMMU_NONE, VIOMMU_INTREMAP, VIOMMU_DMAR } viommu;
-static const char *const viommu_names[] = { "none", "intremap", "dmar" };
+static enum { VIOMMU_NONE, VIOMMU_INTREMAP, VIOMMU_DMAR, VIOMMU_VIRTIO } viommu;
+static const char *const viommu_names[] = {
+	"none", "intremap", "dmar", "virtio"
+};
+
 /* Extra vfio-pci properties of the L2 VMs' VF ("," first). */
 static const char *vf_props = "";
 
@@ -283,7 +291,11 @@ static void vm_start(struct vm *vm, const char *name, const char *vf,
 		snprintf(qmp_arg, sizeof(qmp_arg),
 			 "socket,path=%s,id=qmp", qmp_path);
 		/* The vIOMMU before the device it translates for. */
-		if (viommu != VIOMMU_NONE) {
+		if (viommu == VIOMMU_VIRTIO) {
+			snprintf(iommu, sizeof(iommu), "virtio-iommu-pci");
+			argv[n++] = "-device";
+			argv[n++] = iommu;
+		} else if (viommu != VIOMMU_NONE) {
 			snprintf(iommu, sizeof(iommu),
 				 "intel-iommu,intremap=on,caching-mode=on,dma-translation=%s",
 				 viommu == VIOMMU_DMAR ? "on" : "off");
@@ -1411,7 +1423,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: tern_qemu_test [--qemu PATH]\n"
 		"                      [--basic | --demo | --ping-pong N | --cancel N |\n"
-		"                       --viommu intremap|dmar [--expect-blocked]\n"
+		"                       --viommu intremap|dmar|virtio [--expect-blocked]\n"
 		"                       [--no-dirty-tracking]]\n"
 		"\n"
 		"QEMU live-migrates an L2 VM whose tern VF keeps doing DMA, and every\n"
@@ -1427,7 +1439,8 @@ static void usage(FILE *f)
 		"  --cancel N     N migrations cancelled in mid pre-copy\n"
 		"  --viommu MODE  only the migration with DMA running, the L2 VMs with\n"
 		"                 an intel-iommu: intremap (dma-translation=off) or\n"
-		"                 dmar (dma-translation=on)\n"
+		"                 dmar (dma-translation=on); or a virtio-iommu, behind\n"
+		"                 which QEMU must refuse the migration\n"
 		"  --expect-blocked  with --viommu: QEMU must refuse the migration\n"
 		"                 with vfio's vIOMMU blocker, stock QEMU's\n"
 		"                 \"%s\"\n"
@@ -1462,9 +1475,12 @@ int main(int argc, char **argv)
 			}
 		} else if (!strcmp(argv[i], "--viommu") && i + 1 < argc &&
 			   (!strcmp(argv[i + 1], "intremap") ||
-			    !strcmp(argv[i + 1], "dmar"))) {
+			    !strcmp(argv[i + 1], "dmar") ||
+			    !strcmp(argv[i + 1], "virtio"))) {
 			mode = VIOMMU;
-			viommu = !strcmp(argv[++i], "dmar") ? VIOMMU_DMAR :
+			i++;
+			viommu = !strcmp(argv[i], "dmar") ? VIOMMU_DMAR :
+				 !strcmp(argv[i], "virtio") ? VIOMMU_VIRTIO :
 				 VIOMMU_INTREMAP;
 		} else if (!strcmp(argv[i], "--expect-blocked")) {
 			expect_blocked = true;
@@ -1519,12 +1535,14 @@ int main(int argc, char **argv)
 			test_viommu_blocked(NO_TRACKING_BLOCKER);
 		else if (expect_blocked)
 			test_viommu_blocked(STOCK_BLOCKER);
+		else if (viommu == VIOMMU_VIRTIO)
+			test_viommu_blocked(NO_WIDTH_BLOCKER);
 		else
 			test_migration(false);
 		ksft_finished();
 	}
 
-	ksft_set_plan(8);
+	ksft_set_plan(9);
 	test_migration(false);
 	test_migration(true);
 	test_source_survives(false);
@@ -1539,5 +1557,9 @@ int main(int argc, char **argv)
 	/* Without device dirty tracking nothing tracks the VF: blocked. */
 	vf_props = NO_TRACKING;
 	test_viommu_blocked(NO_TRACKING_BLOCKER);
+	/* A vIOMMU without an address width: nothing to track over. */
+	vf_props = "";
+	viommu = VIOMMU_VIRTIO;
+	test_viommu_blocked(NO_WIDTH_BLOCKER);
 	ksft_finished();
 }
