@@ -14,7 +14,6 @@
  *   announces no new initial data (VFIO_PRECOPY_INFO_REINIT).  Skipped,
  *   with the reason, on a kernel without the feature.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -111,29 +110,6 @@ static int cdev_bind(struct vfio_container *c, const char *cdev,
 	return ret;
 }
 
-/* /dev/vfio/devices/vfioN of a device bound to a VFIO driver. */
-static int cdev_path(const char *bdf, char *path, size_t len)
-{
-	char dir[256];
-	struct dirent *e;
-	int ret = -ENODEV;
-	DIR *d;
-
-	snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/%s/vfio-dev", bdf);
-	d = opendir(dir);
-	if (!d)
-		return -errno;
-	while ((e = readdir(d))) {
-		if (strncmp(e->d_name, "vfio", 4))
-			continue;
-		snprintf(path, len, "/dev/vfio/devices/%s", e->d_name);
-		ret = 0;
-		break;
-	}
-	closedir(d);
-	return ret;
-}
-
 FIXTURE(vfpf) {
 	char pf_bdf[32];
 	char vf_bdf[32];
@@ -194,7 +170,7 @@ static void ask(struct __test_metadata *_metadata, FIXTURE_DATA(vfpf) *self,
 
 	memset(a, 0, sizeof(*a));
 	ASSERT_EQ(0, pci_bind(self->vf_bdf, driver));
-	ASSERT_EQ(0, cdev_path(self->vf_bdf, cdev, sizeof(cdev)));
+	ASSERT_EQ(0, vfio_cdev_path(self->vf_bdf, cdev, sizeof(cdev)));
 
 	a->bind_plain = cdev_bind(&self->c, cdev, NULL, &fd);
 	if (fd >= 0)

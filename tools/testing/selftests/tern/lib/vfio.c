@@ -379,7 +379,7 @@ static int vfio_dev_cfg_offset(struct vfio_dev *d)
 }
 
 /* /dev/vfio/devices/vfioN of a device bound to a VFIO driver. */
-static int vfio_cdev_path(const char *bdf, char *path, size_t len)
+int vfio_cdev_path(const char *bdf, char *path, size_t len)
 {
 	char dir[PATH_MAX];
 	struct dirent *e;

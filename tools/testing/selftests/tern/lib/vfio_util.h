@@ -66,6 +66,8 @@ int vfio_iommufd_open(struct vfio_container *c, size_t dma_size);
 /* Devices */
 int vfio_dev_open(struct vfio_container *c, const char *bdf,
 		  const char *vf_token, struct vfio_dev *d);
+/* /dev/vfio/devices/vfioN of a device bound to a VFIO driver. */
+int vfio_cdev_path(const char *bdf, char *path, size_t len);
 /* The device's cdev bound to the iommufd c and attached to its IOAS. */
 int vfio_dev_open_cdev(struct vfio_container *c, const char *bdf,
 		       struct vfio_dev *d);
