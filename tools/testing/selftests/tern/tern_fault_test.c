@@ -477,21 +477,38 @@ TEST_F(fault, pf_reset_mid_migration)
 	check_recovers(_metadata, self);
 }
 
+/* Wait until the device has fired @n faults in all; false after 5 s. */
+static bool fired_reach(FIXTURE_DATA(fault) *self, uint32_t n)
+{
+	uint64_t end = now_ms() + 5000;
+
+	while (mmio_read32(self->dbg, TERN_DBG_REG_FIRED) < n &&
+	       now_ms() < end)
+		usleep(1000);
+	return mmio_read32(self->dbg, TERN_DBG_REG_FIRED) == n;
+}
+
 /*
  * A reader killed in a read() that needs many device commands leaves at
- * once, without waiting for the device command it is in.
+ * once, without waiting for the device command it is in.  Short chunks
+ * make the read need many SAVEs, so the delayed one is among them even
+ * if the one in flight since the arc escaped it; the kill comes only once
+ * the device holds the delayed SAVE, whatever the machine's speed.
  */
 TEST_F(fault, killed_reader_stops)
 {
+	const uint32_t delay_ms = 3000;
 	int status, fd, ret;
+	uint32_t fired;
 	uint64_t start;
 	pid_t pid;
 
-	ASSERT_EQ(0, file_write(AQ_TIMEOUT_PARAM, "5000"));
+	ASSERT_EQ(0, file_write(AQ_TIMEOUT_PARAM, "10000"));
+	mmio_write32(self->dbg, TERN_DBG_REG_SAVE_SHORT, 64 << 10);
 	ASSERT_EQ(0, mig_set_state(&self->e.dev[A],
 				   VFIO_DEVICE_STATE_STOP_COPY, &fd));
-	/* The first SAVE of the read takes a second. */
-	mmio_write32(self->dbg, TERN_DBG_REG_DELAY_MS, 1000);
+	fired = mmio_read32(self->dbg, TERN_DBG_REG_FIRED);
+	mmio_write32(self->dbg, TERN_DBG_REG_DELAY_MS, delay_ms);
 	mmio_write32(self->dbg, TERN_DBG_REG_DELAY_CMD,
 		     TERN_DBG_ARM | TERN_OP_SAVE);
 	pid = fork();
@@ -502,18 +519,19 @@ TEST_F(fault, killed_reader_stops)
 
 		_exit(buf && read(fd, buf, len) > 0 ? 0 : 1);
 	}
-	usleep(300000);
+	ret = fired_reach(self, fired + 1);
 	start = now_ms();
 	kill(pid, SIGKILL);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(ret);
 	EXPECT_TRUE(WIFSIGNALED(status));
-	/* Killed inside the delayed SAVE, it did not wait for it. */
-	EXPECT_GT(500, now_ms() - start);
+	/* Killed while the device held a SAVE, it did not wait for it. */
+	EXPECT_GT(delay_ms / 2, now_ms() - start);
 	/*
-	 * Killed between two commands, the child left the stream intact:
-	 * what follows (at least the END record) is left, where a reader
-	 * that went on to the end would leave nothing.  Killed in the
-	 * delayed SAVE, it abandoned the command: the fd is dead (EIO).
+	 * Killed waiting for the SAVE in flight in the background, the
+	 * child left the stream intact: the parent collects that SAVE and
+	 * reads the rest.  Killed in a SAVE it sent itself, it abandoned
+	 * the command: the fd is dead (EIO).
 	 */
 	ret = mig_read(fd, &self->s);
 	if (ret != -EIO) {
@@ -521,6 +539,7 @@ TEST_F(fault, killed_reader_stops)
 		EXPECT_LT(0, self->s.len);
 	}
 	close(fd);
+	mmio_write32(self->dbg, TERN_DBG_REG_SAVE_SHORT, 0);
 	check_recovers(_metadata, self);
 }
 
@@ -594,8 +613,7 @@ TEST_F(fault, next_save_in_flight_fails)
 	ASSERT_EQ(TERN_REC_IMAGE, le16toh(r.type));
 	EXPECT_EQ(0, le16toh(r.flags));
 	EXPECT_TRUE(saves_reach(&self->e, saves + 3));
-	usleep(100000);
-	EXPECT_EQ(fired + 1, mmio_read32(self->dbg, TERN_DBG_REG_FIRED));
+	EXPECT_TRUE(fired_reach(self, fired + 1));
 	/* The chunk at hand is whole. */
 	len = le32toh(r.length);
 	ASSERT_EQ(len, read(fd, buf, len));
@@ -664,8 +682,8 @@ TEST_F(fault, load_in_flight_overlaps_write)
 	EXPECT_GT(500, took);
 	TH_LOG("first IMAGE record written in %llu ms",
 	       (unsigned long long)took);
-	usleep(100000);		/* the device has fetched the LOAD */
-	EXPECT_EQ(fired + 1, mmio_read32(self->dbg, TERN_DBG_REG_FIRED));
+	/* The device fetches the LOAD (and holds it). */
+	EXPECT_TRUE(fired_reach(self, fired + 1));
 
 	/* The second record's LOAD fails in the device. */
 	mmio_write32(self->dbg, TERN_DBG_REG_FAIL_VF, B);
