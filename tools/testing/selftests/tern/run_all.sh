@@ -8,8 +8,8 @@
 
 dir=$(dirname "$0")
 tests=${*:-tern_pf.sh tern_device_test tern_migration_test tern_fsm_test
-	tern_dirty_test tern_stream_test tern_fault_test tern_stress_test
-	tern_qemu_test tern_churn}
+	tern_dirty_test tern_iommufd_dirty_test tern_stream_test
+	tern_fault_test tern_stress_test tern_qemu_test tern_churn}
 failed=0
 # The type1 IOMMU driver is a module of the test kernel; the tests that
 # open VFs through a container need it.

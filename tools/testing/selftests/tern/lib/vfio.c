@@ -430,6 +430,7 @@ int vfio_dev_open_cdev(struct vfio_container *c, const char *bdf,
 		ret = -errno;
 		goto err;
 	}
+	d->devid = bind.out_devid;
 	ret = vfio_dev_cfg_offset(d);
 	if (ret)
 		goto err;

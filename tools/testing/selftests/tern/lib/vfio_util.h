@@ -35,6 +35,7 @@ struct vfio_dev {
 	int group_fd;
 	int fd;
 	struct vfio_container *container;
+	uint32_t devid;		/* iommufd's ID of a cdev-bound device */
 	void *bar[VFIO_MAX_BARS];
 	size_t bar_size[VFIO_MAX_BARS];
 	uint64_t cfg_offset;
