@@ -25,6 +25,10 @@ static bool precopy = true;
 module_param(precopy, bool, 0444);
 MODULE_PARM_DESC(precopy, "offer PRE_COPY (default on)");
 
+static bool dirty_tracking = true;
+module_param(dirty_tracking, bool, 0444);
+MODULE_PARM_DESC(dirty_tracking, "offer device DMA dirty tracking (default on; off: only an IOMMU that tracks dirty pages can migrate the VF)");
+
 bool tern_scatter_buffers;
 module_param_named(scatter_buffers, tern_scatter_buffers, bool, 0644);
 MODULE_PARM_DESC(scatter_buffers, "test aid: data buffers of pages none of which are contiguous");
@@ -96,7 +100,8 @@ static int tern_vfio_init_dev(struct vfio_device *vdev)
 	}
 	vdev->mig_ops = &tern_mig_ops;
 #if IS_ENABLED(CONFIG_IOMMUFD_DRIVER)
-	vdev->log_ops = &tern_log_ops;
+	if (dirty_tracking)
+		vdev->log_ops = &tern_log_ops;
 #endif
 	return 0;
 }

@@ -16,7 +16,11 @@
  * gives the L2 VMs an intel-iommu, which remaps interrupts only or DMA
  * too: then this program is also the guest's IOMMU driver and remaps
  * the VF's buffers during pre-copy (qemu/patches/0003, 0004); or a
- * virtio-iommu, behind which the migration must be refused.
+ * virtio-iommu, behind which the migration must be refused.  --iommufd
+ * gives QEMU the VF through its iommufd backend and, where L1's IOMMU
+ * tracks dirty pages (qemu/patches/0005), migrates with the IOMMU as
+ * the only tracker, with both (QEMU uses the VF's), and with a driver
+ * that offers no device tracker.
  *
  * The L2 VMM is any QEMU: --qemu PATH or $TERN_QEMU, by default the one
  * on PATH (tern's, in the test VM).  One without the qtest accelerator,
@@ -71,6 +75,13 @@ static const char *const viommu_names[] = {
 
 /* Extra vfio-pci properties of the L2 VMs' VF ("," first). */
 static const char *vf_props = "";
+
+/*
+ * The L2 VMs' VF through QEMU's iommufd backend (-object iommufd) rather
+ * than a type1 container: QEMU then allocates its HWPT with dirty
+ * tracking when L1's IOMMU offers it (scripts/vm-run --iommu ssads).
+ */
+static bool use_iommufd;
 
 /* L2's guest-physical layout: RAM below 128 MiB, the VF's BARs above. */
 #define RING_GPA	0x100000ull
@@ -266,8 +277,9 @@ static void vm_start(struct vm *vm, const char *name, const char *vf,
 	snprintf(qmp_path, sizeof(qmp_path), DIR "/%s.qmp", name);
 	snprintf(log, sizeof(log), DIR "/%s.log", name);
 	snprintf(dev, sizeof(dev),
-		 "vfio-pci,host=%s,id=tvf,addr=%d.0,rombar=0,migration-events=on%s",
-		 vf, VF_SLOT, vf_props);
+		 "vfio-pci,host=%s,id=tvf,addr=%d.0,rombar=0,migration-events=on%s%s",
+		 vf, VF_SLOT, vf_props,
+		 use_iommufd ? ",iommufd=iommufd0" : "");
 	qt_l = listen_unix(qt_path);
 	qmp_l = listen_unix(qmp_path);
 
@@ -301,6 +313,10 @@ static void vm_start(struct vm *vm, const char *name, const char *vf,
 				 viommu == VIOMMU_DMAR ? "on" : "off");
 			argv[n++] = "-device";
 			argv[n++] = iommu;
+		}
+		if (use_iommufd) {
+			argv[n++] = "-object";
+			argv[n++] = "iommufd,id=iommufd0";
 		}
 		argv[n++] = "-device";
 		argv[n++] = dev;
@@ -1083,7 +1099,8 @@ static bool hop(struct vm *src, struct vm *dst, const char *dst_vf,
 	return ok;
 }
 
-static void test_migration(bool multifd)
+/* One migration with DMA running, verified; whether it all held. */
+static bool run_migration(bool multifd)
 {
 	struct opts o = { .multifd = multifd };
 	struct vm a, b;
@@ -1115,10 +1132,82 @@ static void test_migration(bool multifd)
 	     strstr(b.events, "running");
 	if (!ok)
 		show_logs();
+	return ok;
+}
+
+static void test_migration(bool multifd)
+{
+	bool ok = run_migration(multifd);
+
 	ksft_test_result(ok, "migration with DMA running%s%s%s\n",
 			 multifd ? ", multifd" : "",
 			 viommu ? ", vIOMMU " : "",
 			 viommu ? viommu_names[viommu] : "");
+}
+
+/* Bind the VFs to tern_vfio_pci loaded anew with @params. */
+static bool reload_vfio(const char *params)
+{
+	char cmd[128];
+	int i;
+
+	snprintf(cmd, sizeof(cmd),
+		 "rmmod tern_vfio_pci && modprobe tern_vfio_pci %s", params);
+	if (system(cmd))
+		return false;
+	for (i = 0; i < 2; i++)
+		if (pci_bind(vf_bdf[i], "tern_vfio_pci"))
+			return false;
+	return true;
+}
+
+/*
+ * Which dirty tracker the iommufd tests give QEMU: the IOMMU's only
+ * (x-device-dirty-page-tracking=off, or a VF whose driver offers none),
+ * or both, of which QEMU must pick the device's.
+ */
+enum tracker { IOMMU_ONLY, BOTH, NO_DEVICE_TRACKER };
+
+/*
+ * A migration with QEMU's iommufd backend, L1's IOMMU tracking dirty
+ * pages (qemu/patches/0005): with the IOMMU as the only tracker the VF
+ * reports no dirty page, and every byte it wrote must still be on the
+ * destination; with both, QEMU uses the VF's.
+ */
+static void test_iommufd(enum tracker t)
+{
+	static const char *const what[] = {
+		[IOMMU_ONLY] = "IOMMU dirty tracking only (x-device-dirty-page-tracking=off)",
+		[BOTH] = "both trackers available, QEMU uses the device's",
+		[NO_DEVICE_TRACKER] = "VF without a device tracker (dirty_tracking=0), IOMMU dirty tracking",
+	};
+	const char *l1_iommu = getenv("TERN_IOMMU");
+	unsigned long long before, dev;
+	bool ok;
+
+	if (!l1_iommu || strcmp(l1_iommu, "ssads")) {
+		ksft_test_result_skip("iommufd backend, %s: L1's IOMMU does not track dirty pages (TERN_IOMMU=%s)\n",
+				      what[t], l1_iommu ?: "");
+		return;
+	}
+	if (t == NO_DEVICE_TRACKER && !reload_vfio("dirty_tracking=0")) {
+		ksft_test_result_fail("iommufd backend, %s: cannot reload tern_vfio_pci\n",
+				      what[t]);
+		return;
+	}
+	use_iommufd = true;
+	vf_props = t == IOMMU_ONLY ? NO_TRACKING : "";
+	before = dirty_pages_reported();
+	ok = run_migration(false);
+	dev = dirty_pages_reported() - before;
+	use_iommufd = false;
+	vf_props = "";
+	ksft_print_msg("pages the VF's own tracker reported: %llu: QEMU used %s\n",
+		       dev, dev ? "the device's tracker" : "the IOMMU's");
+	ok = ok && (t == BOTH ? dev > 0 : dev == 0);
+	if (t == NO_DEVICE_TRACKER && !reload_vfio(""))
+		ok = false;
+	ksft_test_result(ok, "iommufd backend, %s\n", what[t]);
 }
 
 /*
@@ -1422,7 +1511,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: tern_qemu_test [--qemu PATH]\n"
-		"                      [--basic | --demo | --ping-pong N | --cancel N |\n"
+		"                      [--basic | --iommufd | --demo | --ping-pong N | --cancel N |\n"
 		"                       --viommu intremap|dmar|virtio [--expect-blocked]\n"
 		"                       [--no-dirty-tracking]]\n"
 		"\n"
@@ -1434,6 +1523,11 @@ static void usage(FILE *f)
 		"                 without the qtest accelerator, L2 runs under TCG\n"
 		"  --basic        only the two migrations with DMA running (pre-copy,\n"
 		"                 stop-copy; plain and multifd)\n"
+		"  --iommufd      only the three migrations through QEMU's iommufd\n"
+		"                 backend with L1's IOMMU dirty tracking\n"
+		"                 ($TERN_IOMMU=ssads): IOMMU tracking only, both\n"
+		"                 trackers (QEMU uses the VF's), and a VF whose driver\n"
+		"                 offers no tracker (skipped on another L1 IOMMU)\n"
 		"  --demo         one migration and a summary (make demo)\n"
 		"  --ping-pong N  N migrations in a row, A -> B -> A ...\n"
 		"  --cancel N     N migrations cancelled in mid pre-copy\n"
@@ -1451,7 +1545,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-	enum { ALL, BASIC, DEMO, PING_PONG, CANCEL, VIOMMU } mode = ALL;
+	enum { ALL, BASIC, DEMO, PING_PONG, CANCEL, VIOMMU, IOMMUFD } mode = ALL;
 	bool expect_blocked = false;
 	char version[256];
 	int i, n = 0;
@@ -1463,6 +1557,8 @@ int main(int argc, char **argv)
 			qemu_bin = argv[++i];
 		} else if (!strcmp(argv[i], "--basic")) {
 			mode = BASIC;
+		} else if (!strcmp(argv[i], "--iommufd")) {
+			mode = IOMMUFD;
 		} else if (!strcmp(argv[i], "--demo")) {
 			mode = DEMO;
 		} else if ((!strcmp(argv[i], "--ping-pong") ||
@@ -1523,6 +1619,13 @@ int main(int argc, char **argv)
 			test_source_survives(false);
 		ksft_finished();
 	}
+	if (mode == IOMMUFD) {
+		ksft_set_plan(3);
+		test_iommufd(IOMMU_ONLY);
+		test_iommufd(BOTH);
+		test_iommufd(NO_DEVICE_TRACKER);
+		ksft_finished();
+	}
 	if (mode == BASIC) {
 		ksft_set_plan(2);
 		test_migration(false);
@@ -1542,12 +1645,16 @@ int main(int argc, char **argv)
 		ksft_finished();
 	}
 
-	ksft_set_plan(9);
+	ksft_set_plan(12);
 	test_migration(false);
 	test_migration(true);
 	test_source_survives(false);
 	test_source_survives(true);
 	test_ping_pong(3);
+	/* QEMU's iommufd backend and L1's IOMMU dirty tracking (0005). */
+	test_iommufd(IOMMU_ONLY);
+	test_iommufd(BOTH);
+	test_iommufd(NO_DEVICE_TRACKER);
 	/* Behind an intel-iommu that remaps interrupts only (patch 0003). */
 	viommu = VIOMMU_INTREMAP;
 	test_migration(false);
