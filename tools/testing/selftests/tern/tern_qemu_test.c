@@ -822,6 +822,7 @@ struct result {
 	unsigned long long total_ms;
 	unsigned long long iterations;
 	unsigned long long vfio_bytes;
+	unsigned long long ram_bytes;
 	unsigned long long rounds;
 };
 
@@ -968,6 +969,7 @@ static void migrate(struct vm *src, struct vm *dst, const char *dst_vf,
 	r->total_ms = json_num(line, "total-time");
 	r->iterations = json_num(line, "dirty-sync-count");
 	r->vfio_bytes = json_num(strstr(line, "\"vfio\"") ?: "", "transferred");
+	r->ram_bytes = json_num(strstr(line, "\"ram\"") ?: "", "transferred");
 }
 
 /* Wait for the destination to run, then check what it has. */
@@ -1099,8 +1101,11 @@ static bool hop(struct vm *src, struct vm *dst, const char *dst_vf,
 	return ok;
 }
 
-/* One migration with DMA running, verified; whether it all held. */
-static bool run_migration(bool multifd)
+/*
+ * One migration with DMA running, verified; whether it all held, and
+ * QEMU's figures in *r.
+ */
+static bool run_migration(bool multifd, struct result *res)
 {
 	struct opts o = { .multifd = multifd };
 	struct vm a, b;
@@ -1132,12 +1137,14 @@ static bool run_migration(bool multifd)
 	     strstr(b.events, "running");
 	if (!ok)
 		show_logs();
+	if (res)
+		*res = r;
 	return ok;
 }
 
 static void test_migration(bool multifd)
 {
-	bool ok = run_migration(multifd);
+	bool ok = run_migration(multifd, NULL);
 
 	ksft_test_result(ok, "migration with DMA running%s%s%s\n",
 			 multifd ? ", multifd" : "",
@@ -1183,6 +1190,7 @@ static void test_iommufd(enum tracker t)
 	};
 	const char *l1_iommu = getenv("TERN_IOMMU");
 	unsigned long long before, dev;
+	struct result r;
 	bool ok;
 
 	if (!l1_iommu || strcmp(l1_iommu, "ssads")) {
@@ -1198,12 +1206,15 @@ static void test_iommufd(enum tracker t)
 	use_iommufd = true;
 	vf_props = t == IOMMU_ONLY ? NO_TRACKING : "";
 	before = dirty_pages_reported();
-	ok = run_migration(false);
+	ok = run_migration(false, &r);
 	dev = dirty_pages_reported() - before;
 	use_iommufd = false;
 	vf_props = "";
 	ksft_print_msg("pages the VF's own tracker reported: %llu: QEMU used %s\n",
 		       dev, dev ? "the device's tracker" : "the IOMMU's");
+	ksft_print_msg("tracker %s: %llu dirty syncs, RAM %llu bytes, vfio %llu bytes, downtime %llu ms, total %llu ms\n",
+		       dev ? "device" : "IOMMU", r.iterations, r.ram_bytes,
+		       r.vfio_bytes, r.downtime_ms, r.total_ms);
 	ok = ok && (t == BOTH ? dev > 0 : dev == 0);
 	if (t == NO_DEVICE_TRACKER && !reload_vfio(""))
 		ok = false;
