@@ -148,6 +148,7 @@ int tern_vf_identify(struct tern_vf *vf, struct tern_vf_info *info)
 	info->dirty_page_shifts = le32_to_cpu(id.dirty_page_shifts);
 	info->dirty_max_pages = le32_to_cpu(id.dirty_max_pages);
 	info->xfer_crc = vf->pf->dev_cap & TERN_DEV_CAP_XFER_CRC;
+	info->new_config = vf->pf->dev_cap & TERN_DEV_CAP_NEW_CONFIG;
 	return 0;
 }
 EXPORT_SYMBOL_GPL(tern_vf_identify);
@@ -191,6 +192,40 @@ int tern_vf_resume(struct tern_vf *vf)
 EXPORT_SYMBOL_GPL(tern_vf_resume);
 
 /**
+ * tern_vf_query - what the VF would save now
+ * @vf: the handle
+ * @size: receives the sizes of a full and of an incremental image (0 if
+ *	there is no base image to increment: no save since the VF's last
+ *	reset or load), and whether the VF's configuration changed since
+ *	the last full image (&tern_vf_size.new_config, with
+ *	&tern_vf_info.new_config)
+ *
+ * The sizes grow while the VF runs.
+ *
+ * Return: 0 or a negative errno.
+ */
+int tern_vf_query(struct tern_vf *vf, struct tern_vf_size *size)
+{
+	struct tern_aq_cmd cmd = { .opcode = TERN_OP_QUERY_SIZE };
+	struct tern_aq_cpl cpl;
+	u32 flags;
+	int ret;
+
+	ret = vf_exec(vf, &cmd, NULL, &cpl);
+	if (ret)
+		return ret;
+	flags = le32_to_cpu(cpl.result2);
+	size->full = le64_to_cpu(cpl.result0);
+	size->incremental = flags & TERN_QUERY_HAS_BASE ?
+			    le64_to_cpu(cpl.result1) : 0;
+	size->new_config = (flags & TERN_QUERY_HAS_BASE) &&
+			   (flags & TERN_QUERY_NEW_CONFIG) &&
+			   (vf->pf->dev_cap & TERN_DEV_CAP_NEW_CONFIG);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(tern_vf_query);
+
+/**
  * tern_vf_query_size - sizes of the images the VF would produce now
  * @vf: the handle
  * @full: bytes of a full image
@@ -203,16 +238,14 @@ EXPORT_SYMBOL_GPL(tern_vf_resume);
  */
 int tern_vf_query_size(struct tern_vf *vf, u64 *full, u64 *incremental)
 {
-	struct tern_aq_cmd cmd = { .opcode = TERN_OP_QUERY_SIZE };
-	struct tern_aq_cpl cpl;
+	struct tern_vf_size size;
 	int ret;
 
-	ret = vf_exec(vf, &cmd, NULL, &cpl);
+	ret = tern_vf_query(vf, &size);
 	if (ret)
 		return ret;
-	*full = le64_to_cpu(cpl.result0);
-	*incremental = le32_to_cpu(cpl.result2) & TERN_QUERY_HAS_BASE ?
-		       le64_to_cpu(cpl.result1) : 0;
+	*full = size.full;
+	*incremental = size.incremental;
 	return 0;
 }
 EXPORT_SYMBOL_GPL(tern_vf_query_size);

@@ -81,6 +81,8 @@ typedef void (*tern_vf_event_fn)(void *priv, enum tern_vf_event event);
  * @dirty_max_pages: dirty pages the tracker holds before it overflows
  * @xfer_crc: the device checksums chunks: a save returns the CRC32C of
  *	the bytes it wrote (&tern_vf_xfer.crc) and tern_vf_load_crc() works
+ * @new_config: the device says when the VF's configuration changed since
+ *	its last full image (&tern_vf_size.new_config)
  */
 struct tern_vf_info {
 	u16 image_version;
@@ -92,6 +94,23 @@ struct tern_vf_info {
 	u32 dirty_page_shifts;
 	u32 dirty_max_pages;
 	bool xfer_crc;
+	bool new_config;
+};
+
+/**
+ * struct tern_vf_size - what a save would produce now
+ * @full: bytes of a full image
+ * @incremental: bytes of an incremental image; 0 without a base image
+ *	(no save since the VF's last reset or load)
+ * @new_config: the VF's configuration (a queue's ring or vector) changed
+ *	since the last full image: a full image taken now is new initial
+ *	data for the destination; increments stay valid.  Cleared by the
+ *	next full image, a load or a reset
+ */
+struct tern_vf_size {
+	u64 full;
+	u64 incremental;
+	bool new_config;
 };
 
 /**
@@ -155,6 +174,7 @@ int tern_vf_quiesce(struct tern_vf *vf);
 int tern_vf_freeze(struct tern_vf *vf);
 int tern_vf_resume(struct tern_vf *vf);
 
+int tern_vf_query(struct tern_vf *vf, struct tern_vf_size *size);
 int tern_vf_query_size(struct tern_vf *vf, u64 *full, u64 *incremental);
 int tern_vf_save(struct tern_vf *vf, enum tern_vf_save_mode mode, u64 offset,
 		 struct sg_table *sgt, u32 len, struct tern_vf_xfer *xfer);

@@ -31,7 +31,7 @@
 
 /* Interface version reported by TERN_PF_REG_VERSION and IDENTIFY. */
 #define TERN_IF_VERSION_MAJOR		1
-#define TERN_IF_VERSION_MINOR		1
+#define TERN_IF_VERSION_MINOR		2
 
 /* ---------------------------------------------------------------------
  * PF BARs
@@ -74,6 +74,8 @@
 #define TERN_DEV_CAP_DEBUG		(1u << 0)	/* BAR2 debug block */
 /* SAVE returns its chunk's CRC32C, LOAD takes TERN_LOAD_F_CRC (1.1) */
 #define TERN_DEV_CAP_XFER_CRC		(1u << 1)
+/* QUERY_SIZE reports TERN_QUERY_NEW_CONFIG (1.2) */
+#define TERN_DEV_CAP_NEW_CONFIG		(1u << 2)
 
 /* TERN_PF_REG_CTRL */
 #define TERN_PF_CTRL_ENABLE		(1u << 0)	/* admin queue enable */
@@ -248,6 +250,8 @@ struct tern_aq_cpl {
 #define TERN_XFER_MORE			(1u << 0)
 #define TERN_LOAD_APPLIED		(1u << 1)	/* load: image applied */
 #define TERN_QUERY_HAS_BASE		(1u << 0)	/* query: result1 valid */
+/* query: a queue's setup changed since the last FULL image */
+#define TERN_QUERY_NEW_CONFIG		(1u << 1)
 #define TERN_REPORT_MORE		(1u << 0)	/* report: buffer full */
 
 /* A scatter-gather entry for SAVE and LOAD. */
@@ -306,6 +310,7 @@ struct tern_identify {
 #define TERN_VF_F_SAVE_BASE		(1u << 1)	/* incremental save possible */
 #define TERN_VF_F_SAVING		(1u << 2)	/* a saved image is open */
 #define TERN_VF_F_LOADING		(1u << 3)	/* a load is staged */
+#define TERN_VF_F_NEW_CONFIG		(1u << 4)	/* TERN_QUERY_NEW_CONFIG */
 
 /* Dirty tracking limits. */
 #define TERN_DIRTY_MAX_RANGES		32

@@ -51,6 +51,26 @@
 #define TERN_HAVE_PRECOPY_INFO_V2
 #endif
 
+#ifdef TERN_HAVE_PRECOPY_INFO_V2
+#define TERN_PRECOPY_INFO_REINIT	VFIO_PRECOPY_INFO_REINIT
+#else
+#define TERN_PRECOPY_INFO_REINIT	0
+#endif
+
+/*
+ * User space opted in to PRECOPY_INFOv2 on this open of the device: the
+ * driver may report VFIO_PRECOPY_INFO_REINIT.  vfio core sets the flag
+ * and clears it at the device's last close; never on older kernels.
+ */
+static inline bool tern_precopy_info_v2(struct vfio_device *vdev)
+{
+#ifdef TERN_HAVE_PRECOPY_INFO_V2
+	return READ_ONCE(vdev->precopy_info_v2);
+#else
+	return false;
+#endif
+}
+
 /*
  * Parse VFIO_MIG_GET_PRECOPY_INFO's argument into @info: -ENOTTY for
  * another command, -EFAULT or -EINVAL for a bad argument.  The driver

@@ -496,9 +496,11 @@ static int save_take_chunk(struct tern_mig_file *migf, u64 off,
 	migf->image_off = off + x->bytes;
 	if (!x->more) {
 		migf->image_open = false;
-		/* The initial data ends with the first image. */
-		if (migf->nr_images == 1)
+		/* The initial data ends with the full image. */
+		if (migf->initial_open) {
+			migf->initial_open = false;
 			migf->initial_end = migf->produced;
+		}
 		return 0;
 	}
 	/* A reset or an arc that ends the file submits nothing more. */
@@ -542,14 +544,19 @@ static int save_next_chunk(struct tern_mig_file *migf)
 		return save_take_chunk(migf, off, &x, migf->xfer.buf);
 	}
 	if (!migf->image_open) {
-		mode = migf->nr_images ? TERN_VF_SAVE_INCREMENTAL :
-					 TERN_VF_SAVE_FULL;
+		/* A full image first, and again after a REINIT. */
+		mode = migf->nr_images && !migf->reinit ?
+		       TERN_VF_SAVE_INCREMENTAL : TERN_VF_SAVE_FULL;
 		off = 0;
 	}
 	ret = tern_vf_save_buf(tvdev->vf, mode, off, migf->bufs[buf].map,
 			       migf->chunk_len, &x);
 	if (ret)
 		return ret;
+	if (mode == TERN_VF_SAVE_FULL) {
+		migf->reinit = false;
+		migf->initial_open = true;
+	}
 	return save_take_chunk(migf, off, &x, buf);
 }
 
@@ -620,6 +627,9 @@ static int save_produce(struct tern_mig_file *migf)
 		save_queue_end(migf);
 		return 0;
 	}
+	/* The new initial data a REINIT announced. */
+	if (migf->reinit)
+		return save_next_chunk(migf);
 	ret = save_pending(migf, &pending);
 	if (ret)
 		return ret;
@@ -725,11 +735,11 @@ out:
 }
 
 /*
- * Readable while stream bytes are buffered or an image is half read, and
- * always once the VF is frozen (STOP_COPY: read() returns data or 0 at
- * the end).  In PRE_COPY nothing tells the driver when the VF changes
- * its state, so a waiter at the temporary end of data is woken only by
- * an arc or the end of the file.
+ * Readable while stream bytes are buffered, an image is half read or a
+ * REINIT announced a new one, and always once the VF is frozen
+ * (STOP_COPY: read() returns data or 0 at the end).  In PRE_COPY nothing
+ * tells the driver when the VF changes its state, so a waiter at the
+ * temporary end of data is woken only by an arc or the end of the file.
  */
 static __poll_t save_poll(struct file *filp, struct poll_table_struct *wait)
 {
@@ -740,35 +750,60 @@ static __poll_t save_poll(struct file *filp, struct poll_table_struct *wait)
 	mutex_lock(&migf->lock);
 	if (mig_file_usable(migf))
 		mask = EPOLLERR;
-	else if (migf->final || migf->image_open || save_buffered(migf))
+	else if (migf->final || migf->image_open || migf->reinit ||
+		 save_buffered(migf))
 		mask = EPOLLIN | EPOLLRDNORM;
 	mutex_unlock(&migf->lock);
 	return mask;
 }
 
-static long save_precopy_info(struct tern_mig_file *migf,
+/*
+ * @v2: user space opted in to PRECOPY_INFOv2.  Then, when the VF's
+ * configuration changed since the last full image (device.rst, "New
+ * initial data"), this reports VFIO_PRECOPY_INFO_REINIT once, and the
+ * stream goes on with a new full image: initial_bytes counts it and what
+ * is queued before it, dirty_bytes starts again from 0.  Without the
+ * opt-in the change travels in the increments, which carry the
+ * registers, and flags stay 0.
+ */
+static long save_precopy_info(struct tern_mig_file *migf, bool v2,
 			      struct vfio_precopy_info *info)
 {
-	u64 ahead, pending = 0;
+	struct tern_vf_size size = {};
+	u64 ahead;
 	int ret;
 
+	if (!migf->image_open && !migf->final) {
+		ret = tern_vf_query(migf->tvdev->vf, &size);
+		if (ret)
+			return ret;
+	}
+	if (v2 && size.new_config && !migf->reinit) {
+		migf->reinit = true;
+		info->flags |= TERN_PRECOPY_INFO_REINIT;
+	}
+
 	ahead = save_ahead(migf);
-	/* Until the first image is complete, everything is initial data. */
-	if (!migf->initial_end)
+	if (migf->reinit) {
+		/* No image is open: the full image is taken at the next read. */
+		info->initial_bytes = ahead +
+				      tern_image_stream_bytes(size.full,
+							      migf->chunk_len);
+		info->dirty_bytes = 0;
+		return 0;
+	}
+	/* Until a full image is complete, everything is initial data. */
+	if (migf->initial_open)
 		info->initial_bytes = ahead;
 	else
 		info->initial_bytes = migf->initial_end > migf->pos ?
 				      migf->initial_end - migf->pos : 0;
-	if (!migf->image_open && !migf->final) {
-		ret = save_pending(migf, &pending);
-		if (ret)
-			return ret;
-		if (pending)
-			pending = tern_image_stream_bytes(pending,
-							  migf->chunk_len);
-	}
 	/* produced >= initial_end, so this never wraps. */
-	info->dirty_bytes = ahead - info->initial_bytes + pending;
+	info->dirty_bytes = ahead - info->initial_bytes;
+	/* An increment without device memory pages only has registers. */
+	if (size.incremental > TERN_IMAGE_HDR_SIZE + TERN_IMAGE_REGS_SIZE)
+		info->dirty_bytes += tern_image_stream_bytes(size.incremental,
+							     migf->chunk_len);
 	return 0;
 }
 
@@ -783,6 +818,8 @@ static long save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	ret = tern_check_precopy_ioctl(&tvdev->core.vdev, cmd, arg, &info);
 	if (ret)
 		return ret;
+	/* An output only: 0 unless a REINIT is reported, opted in or not. */
+	info.flags = 0;
 
 	/*
 	 * tvdev lives as long as the file, but once the file is disabled
@@ -795,12 +832,13 @@ static long save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 	    tvdev->mig_state != VFIO_DEVICE_STATE_PRE_COPY_P2P)
 		ret = -EINVAL;
 	if (!ret)
-		ret = save_precopy_info(migf, &info);
+		ret = save_precopy_info(migf,
+					tern_precopy_info_v2(&tvdev->core.vdev),
+					&info);
 	mutex_unlock(&migf->lock);
 	tern_state_unlock(tvdev);
 	if (ret)
 		return ret;
-	info.flags = 0;
 	return copy_to_user((void __user *)arg, &info, minsz) ? -EFAULT : 0;
 }
 
@@ -1265,6 +1303,8 @@ static int tern_precopy_stop(struct tern_vfio_dev *tvdev)
 		return ret;
 	mutex_lock(&migf->lock);
 	migf->final = true;
+	/* The last increment carries a new configuration as well. */
+	migf->reinit = false;
 	mutex_unlock(&migf->lock);
 	/* Frozen: the rest of the stream can be read now. */
 	wake_up_interruptible(&migf->poll_wait);

@@ -91,7 +91,9 @@ struct tern_mig_file {
 	bool end_queued;	/* the END record is queued */
 	u64 produced;		/* stream bytes queued so far */
 	u32 chunk_len;		/* image bytes asked of the device per SAVE */
-	u64 initial_end;	/* produced at the full image's end, or 0 */
+	u64 initial_end;	/* produced at the last full image's end */
+	bool initial_open;	/* the open image is a full one: initial data */
+	bool reinit;		/* REINIT reported: a new full image is next */
 	u8 queue[256];		/* stream header and record headers */
 	u32 queue_len;		/* bytes in queue[] */
 	u32 queue_off;		/* bytes of queue[] already read */

@@ -153,6 +153,7 @@ static uint16_t tern_cmd_identify(TernPfState *pf, TernVfState *vf,
         flags |= vf->has_base ? TERN_VF_F_SAVE_BASE : 0;
         flags |= vf->save_buf ? TERN_VF_F_SAVING : 0;
         flags |= vf->loading ? TERN_VF_F_LOADING : 0;
+        flags |= vf->new_config ? TERN_VF_F_NEW_CONFIG : 0;
         id.vf_state = cpu_to_le16(vf->mig_state);
         id.vf_flags = cpu_to_le16(flags);
     } else {
@@ -192,7 +193,8 @@ static uint16_t tern_cmd_query(TernVfState *vf, TernCmd *c)
     c->result0 = tern_state_size(vf, false);
     if (vf->has_base) {
         c->result1 = tern_state_size(vf, true);
-        c->result2 = TERN_QUERY_HAS_BASE;
+        c->result2 = TERN_QUERY_HAS_BASE |
+                     (vf->new_config ? TERN_QUERY_NEW_CONFIG : 0);
     }
     return TERN_STS_SUCCESS;
 }
@@ -551,7 +553,7 @@ static uint64_t tern_pf_mmio_read(void *opaque, hwaddr addr, unsigned size)
         return TERN_AQ_MAX_ENTRIES |
                TERN_AQ_MAX_INFLIGHT << TERN_AQ_CAP_MAX_INFLIGHT_SHIFT;
     case TERN_PF_REG_DEV_CAP:
-        return TERN_DEV_CAP_XFER_CRC |
+        return TERN_DEV_CAP_XFER_CRC | TERN_DEV_CAP_NEW_CONFIG |
                (pf->debug_enabled ? TERN_DEV_CAP_DEBUG : 0);
     case TERN_PF_REG_CTRL:
         return pf->ctrl;

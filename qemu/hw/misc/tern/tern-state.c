@@ -107,6 +107,7 @@ void tern_state_reset(TernVfState *vf)
     vf->loading = false;
     vf->load_pos = vf->load_size = 0;
     vf->has_base = false;
+    vf->new_config = false;
 }
 
 void tern_state_free(TernVfState *vf)
@@ -238,6 +239,8 @@ static void tern_state_take(TernPfState *pf, TernVfState *vf, bool incr)
     } else {
         qemu_guest_getrandom_nofail(&vf->session, sizeof(vf->session));
         vf->seq = 0;
+        /* The new initial data is in this image. */
+        vf->new_config = false;
     }
     vf->has_base = true;
 
@@ -610,6 +613,7 @@ static void tern_load_apply(TernVfState *vf)
     vf->save_size = 0;
     vf->save_live = false;
     vf->has_base = false;
+    vf->new_config = false;
     tern_vf_clear_dirty(vf);
 }
 

@@ -401,24 +401,41 @@ static uint64_t tern_vf_mmio_read(void *opaque, hwaddr addr, unsigned size)
     return 0;
 }
 
+/*
+ * A queue's setup (BASE, SIZE, MSIX) took a new value.  Since the last
+ * FULL image it is new initial data: QUERY_SIZE says so (NEW_CONFIG)
+ * until the next FULL image, a load or a reset.
+ */
+static void tern_q_config_changed(TernVfState *vf)
+{
+    if (vf->has_base) {
+        vf->new_config = true;
+    }
+}
+
 static void tern_q_write(TernVfState *vf, TernQueue *q, hwaddr reg,
                          uint32_t val)
 {
     bool enabled = q->ctrl & TERN_Q_CTRL_ENABLE;
+    uint64_t old;
 
     switch (reg) {
     case TERN_Q_BASE_LO:
-        if (!enabled) {
-            q->base = deposit64(q->base, 0, 32, val);
-        }
-        break;
     case TERN_Q_BASE_HI:
         if (!enabled) {
-            q->base = deposit64(q->base, 32, 32, val);
+            old = q->base;
+            q->base = deposit64(q->base, reg == TERN_Q_BASE_LO ? 0 : 32, 32,
+                                val);
+            if (q->base != old) {
+                tern_q_config_changed(vf);
+            }
         }
         break;
     case TERN_Q_SIZE:
         if (!enabled) {
+            if (q->size != val) {
+                tern_q_config_changed(vf);
+            }
             q->size = val;
         }
         break;
@@ -450,6 +467,9 @@ static void tern_q_write(TernVfState *vf, TernQueue *q, hwaddr reg,
         break;
     case TERN_Q_MSIX:
         if (val < TERN_VF_MSIX_VECTORS) {
+            if (q->msix != val) {
+                tern_q_config_changed(vf);
+            }
             q->msix = val;
         }
         break;

@@ -133,6 +133,7 @@ struct TernVfState {
     uint16_t mig_state;     /* TERN_VF_STATE_* */
     TernDirty dirty;
     bool has_base;
+    bool new_config;        /* a queue's setup changed since the FULL image */
     uint64_t session;
     uint32_t seq;
     uint8_t *save_buf;      /* the image, or only its head if save_live */

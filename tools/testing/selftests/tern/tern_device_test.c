@@ -1297,6 +1297,78 @@ TEST_F_TIMEOUT(dev, vf_flr, 120)
 }
 
 /*
+ * Interface 1.2: QUERY_SIZE (and IDENTIFY's vf_flags) report NEW_CONFIG
+ * from the moment a queue's BASE, SIZE or MSIX takes a new value while
+ * the VF has a save base until the next FULL image, a load or a reset.
+ */
+TEST_F_TIMEOUT(dev, new_config, 600)
+{
+	size_t max = image_size(self->devmem_size / PAGE), sz;
+	unsigned int q = TERN_VF_REG_Q(3);
+	void *regs = self->vf_regs[0];
+	uint64_t ring;
+	uint16_t vflags = 0;
+	uint32_t flags;
+	uint8_t *img;
+
+	ASSERT_TRUE(mmio_read32(self->aq.regs, TERN_PF_REG_DEV_CAP) &
+		    TERN_DEV_CAP_NEW_CONFIG);
+	img = vfio_dma_alloc(&self->c, max, PAGE, NULL);
+	ASSERT_NE(NULL, img);
+	ASSERT_NE(NULL, vfio_dma_alloc(&self->c, PAGE, PAGE, &ring));
+
+	/* Without a save base a change is no news. */
+	mmio_write64lh(regs, q + TERN_Q_BASE_LO, ring);
+	mmio_write32(regs, q + TERN_Q_SIZE, 32);
+	ASSERT_EQ(0, tern_query_flags(&self->aq, 0, &flags));
+	EXPECT_EQ(0u, flags);
+
+	ASSERT_EQ(0, tern_save(&self->aq, &self->c, 0, 0, img, max, max, &sz));
+	ASSERT_EQ(0, tern_query_flags(&self->aq, 0, &flags));
+	EXPECT_EQ(TERN_QUERY_HAS_BASE, flags);
+	/* The same values, a doorbell, CTRL and device memory: no change. */
+	mmio_write64lh(regs, q + TERN_Q_BASE_LO, ring);
+	mmio_write32(regs, q + TERN_Q_SIZE, 32);
+	mmio_write32(regs, q + TERN_Q_CTRL, TERN_Q_CTRL_ENABLE);
+	mmio_write32(regs, q + TERN_Q_TAIL, 0);
+	/* Ignored: the queue is enabled. */
+	mmio_write32(regs, q + TERN_Q_SIZE, 64);
+	mmio_write32(regs, q + TERN_Q_CTRL, 0);
+	self->vf_mem[0][PAGE] = 0x42;
+	ASSERT_EQ(0, tern_query_flags(&self->aq, 0, &flags));
+	EXPECT_EQ(TERN_QUERY_HAS_BASE, flags);
+	EXPECT_EQ(32u, mmio_read32(regs, q + TERN_Q_SIZE));
+
+	/* A new size: news until the next FULL image, not an increment. */
+	mmio_write32(regs, q + TERN_Q_SIZE, 64);
+	ASSERT_EQ(0, tern_query_flags(&self->aq, 0, &flags));
+	EXPECT_EQ(TERN_QUERY_HAS_BASE | TERN_QUERY_NEW_CONFIG, flags);
+	vf_state(&self->aq, &self->c, 0, &vflags);
+	EXPECT_TRUE(vflags & TERN_VF_F_NEW_CONFIG);
+	ASSERT_EQ(0, tern_save(&self->aq, &self->c, 0, 1, img, max, max, &sz));
+	ASSERT_EQ(0, tern_query_flags(&self->aq, 0, &flags));
+	EXPECT_EQ(TERN_QUERY_HAS_BASE | TERN_QUERY_NEW_CONFIG, flags);
+	ASSERT_EQ(0, tern_save(&self->aq, &self->c, 0, 0, img, max, max, &sz));
+	ASSERT_EQ(0, tern_query_flags(&self->aq, 0, &flags));
+	EXPECT_EQ(TERN_QUERY_HAS_BASE, flags);
+	vf_state(&self->aq, &self->c, 0, &vflags);
+	EXPECT_FALSE(vflags & TERN_VF_F_NEW_CONFIG);
+
+	/* The base address and the vector count too; a VF reset clears. */
+	mmio_write32(regs, q + TERN_Q_BASE_HI, 1);
+	ASSERT_EQ(0, tern_query_flags(&self->aq, 0, &flags));
+	EXPECT_TRUE(flags & TERN_QUERY_NEW_CONFIG);
+	ASSERT_EQ(0, tern_save(&self->aq, &self->c, 0, 0, img, max, max, &sz));
+	mmio_write32(regs, q + TERN_Q_MSIX, 2);
+	ASSERT_EQ(0, tern_query_flags(&self->aq, 0, &flags));
+	EXPECT_TRUE(flags & TERN_QUERY_NEW_CONFIG);
+	ASSERT_EQ(0, vfio_reset(&self->vf[0]));
+	set_master(&self->vf[0]);
+	ASSERT_EQ(0, tern_query_flags(&self->aq, 0, &flags));
+	EXPECT_EQ(0u, flags);
+}
+
+/*
  * A report starts where its range starts, also inside a run, and clears
  * only what it returned; a report that filled its buffer can be
  * continued from the end of the last run it returned.

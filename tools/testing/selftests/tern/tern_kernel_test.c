@@ -10,10 +10,19 @@
  *   match_token_uuid) and VFIO_DEVICE_GET_REGION_INFO of every region
  *   (6.19: get_region_info_caps).
  * precopy.info_v2: user space's opt-in to PRECOPY_INFOv2 (7.1) is taken
- *   and vfio_precopy_info.flags stays 0, before and after it: tern
- *   announces no new initial data (VFIO_PRECOPY_INFO_REINIT).  Skipped,
- *   with the reason, on a kernel without the feature.
+ *   and vfio_precopy_info.flags stays 0, before and after it, while the
+ *   VF's configuration does not change.  Skipped, with the reason, on a
+ *   kernel without the feature.
+ * precopy.reinit: opted in, the guest sets up a queue anew during
+ *   pre-copy; tern reports VFIO_PRECOPY_INFO_REINIT once, with the new
+ *   initial_bytes, the stream carries a second full image of exactly that
+ *   size, and the destination VF loaded from it has the new setup.
+ *   Skipped, with the reason, on a kernel without the feature.
+ * precopy.no_reinit: the same change without the opt-in (every kernel):
+ *   flags stay 0, no new full image, and the final increment still
+ *   brings the new setup to the destination.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -28,6 +37,7 @@
 #include "lib/mig_util.h"
 #include "lib/tern_util.h"
 #include "lib/vfio_util.h"
+#include <tern/tern_stream.h>
 
 #define VF_TOKEN	"3f0c9a1e-7000-4000-8000-0000000c0a17"
 #define DMA_SIZE	(4ul << 20)
@@ -238,7 +248,8 @@ FIXTURE(precopy) {
 
 FIXTURE_SETUP(precopy)
 {
-	int ret = env_setup(&self->e, 1, true);
+	/* VF 0 the source, VF 1 the destination. */
+	int ret = env_setup(&self->e, 2, true);
 
 	if (ret == -ENODEV)
 		SKIP(return, "no tern PF");
@@ -301,6 +312,212 @@ TEST_F(precopy, info_v2)
 	mig_buf_free(&s);
 	close(fd);
 	EXPECT_EQ(0, mig_set_state(d, VFIO_DEVICE_STATE_RUNNING, NULL));
+}
+
+/* Opt in to PRECOPY_INFOv2; -ENOTTY on a kernel without it. */
+static int opt_in_v2(struct vfio_dev *d)
+{
+	struct vfio_device_feature f = {
+		.argsz = sizeof(f),
+		.flags = VFIO_DEVICE_FEATURE_SET |
+			 VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2,
+	};
+
+	return ioctl(d->fd, VFIO_DEVICE_FEATURE, &f) ? -errno : 0;
+}
+
+#define REINIT_Q	2
+#define RING_OLD	64
+#define RING_NEW	128
+
+struct ring_setup {
+	uint64_t base;
+	uint32_t size;
+	uint32_t msix;
+};
+
+/* The guest driver programs queue REINIT_Q of the VF at regs. */
+static void queue_setup(void *regs, const struct ring_setup *r)
+{
+	unsigned int q = TERN_VF_REG_Q(REINIT_Q);
+
+	mmio_write32(regs, q + TERN_Q_CTRL, 0);
+	mmio_write64lh(regs, q + TERN_Q_BASE_LO, r->base);
+	mmio_write32(regs, q + TERN_Q_SIZE, r->size);
+	mmio_write32(regs, q + TERN_Q_MSIX, r->msix);
+	mmio_write32(regs, q + TERN_Q_CTRL, TERN_Q_CTRL_ENABLE);
+}
+
+static void queue_get(void *regs, struct ring_setup *r)
+{
+	unsigned int q = TERN_VF_REG_Q(REINIT_Q);
+
+	r->base = mmio_read64lh(regs, q + TERN_Q_BASE_LO);
+	r->size = mmio_read32(regs, q + TERN_Q_SIZE);
+	r->msix = mmio_read32(regs, q + TERN_Q_MSIX);
+}
+
+/* Two rings in guest memory: the old setup and the new one. */
+static void rings(struct __test_metadata *_metadata, struct tern_env *e,
+		  struct ring_setup *old, struct ring_setup *new)
+{
+	ASSERT_NE(NULL, vfio_dma_alloc(&e->c, RING_OLD * TERN_DESC_SIZE, 4096,
+				       &old->base));
+	ASSERT_NE(NULL, vfio_dma_alloc(&e->c, RING_NEW * TERN_DESC_SIZE, 4096,
+				       &new->base));
+	old->size = RING_OLD;
+	old->msix = 0;
+	new->size = RING_NEW;
+	new->msix = 1;
+}
+
+/*
+ * The images of a stream from its offset @from (a record boundary):
+ * how many begin there, how many of them are full, and the stream bytes
+ * from @from to the end of the last image.
+ */
+static void stream_images(const struct mig_buf *s, size_t from,
+			  unsigned int *images, unsigned int *full)
+{
+	size_t pos = from;
+
+	*images = *full = 0;
+	if (!pos)
+		pos = TERN_STREAM_HDR_SIZE;
+	while (pos + TERN_STREAM_REC_SIZE <= s->len) {
+		const struct tern_stream_rec *r = (const void *)(s->data + pos);
+		const struct tern_image_hdr *h = (const void *)(r + 1);
+		uint32_t len = le32toh(r->length);
+
+		if (le16toh(r->type) == TERN_REC_IMAGE &&
+		    le16toh(r->flags) & TERN_REC_F_FIRST) {
+			(*images)++;
+			if (len >= TERN_IMAGE_HDR_SIZE &&
+			    le16toh(h->type) == TERN_IMAGE_FULL)
+				(*full)++;
+		}
+		pos += TERN_STREAM_REC_SIZE + len;
+	}
+}
+
+/* Finish the source's stream (stop-copy) and load it into VF 1. */
+static void finish_and_load(struct __test_metadata *_metadata,
+			    struct tern_env *e, int fd, struct mig_buf *s)
+{
+	EXPECT_EQ(0, mig_set_state(&e->dev[0], VFIO_DEVICE_STATE_PRE_COPY_P2P,
+				   NULL));
+	ASSERT_EQ(0, mig_set_state(&e->dev[0], VFIO_DEVICE_STATE_STOP_COPY,
+				   NULL));
+	ASSERT_EQ(0, mig_read(fd, s));
+	ASSERT_EQ(0, mig_set_state(&e->dev[0], VFIO_DEVICE_STATE_STOP, NULL));
+	close(fd);
+	ASSERT_EQ(0, mig_load(&e->dev[1], s, 32u << 10));
+	ASSERT_EQ(0, mig_set_state(&e->dev[1], VFIO_DEVICE_STATE_RUNNING,
+				   NULL));
+}
+
+TEST_F(precopy, reinit)
+{
+	struct vfio_dev *d = &self->e.dev[0];
+	struct ring_setup old, new, got;
+	struct vfio_precopy_info i, again;
+	unsigned int images, full;
+	struct mig_buf s = {};
+	size_t before;
+	int fd, ret;
+
+	rings(_metadata, &self->e, &old, &new);
+	queue_setup(self->e.regs[0], &old);
+	ret = opt_in_v2(d);
+	if (ret == -ENOTTY)
+		SKIP(return,
+		     "kernel without VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 (7.1)");
+	ASSERT_EQ(0, ret);
+
+	ASSERT_EQ(0, mig_set_state(d, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, precopy_info(fd, 0, &i));
+	EXPECT_EQ(0u, i.flags);
+	EXPECT_EQ(-ENOMSG, mig_read(fd, &s));
+	EXPECT_EQ(i.initial_bytes, s.len);
+	ASSERT_EQ(0, precopy_info(fd, 0, &i));
+	EXPECT_EQ(0u, i.flags);
+	EXPECT_EQ(0u, i.initial_bytes);
+	EXPECT_EQ(0u, i.dirty_bytes);
+
+	/* The guest sets the queue up anew: new initial data. */
+	queue_setup(self->e.regs[0], &new);
+	ASSERT_EQ(0, precopy_info(fd, 0, &i));
+	EXPECT_EQ(VFIO_PRECOPY_INFO_REINIT, i.flags);
+	EXPECT_GT(i.initial_bytes, self->e.devmem_size);
+	EXPECT_LT(i.initial_bytes, s.len);
+	EXPECT_EQ(0u, i.dirty_bytes);
+	/* Reported once; the new initial data stays to be read. */
+	ASSERT_EQ(0, precopy_info(fd, VFIO_PRECOPY_INFO_REINIT, &again));
+	EXPECT_EQ(0u, again.flags);
+	EXPECT_EQ(i.initial_bytes, again.initial_bytes);
+	EXPECT_EQ(0u, again.dirty_bytes);
+
+	/* It is a full image, exactly initial_bytes long. */
+	before = s.len;
+	EXPECT_EQ(-ENOMSG, mig_read(fd, &s));
+	EXPECT_EQ(i.initial_bytes, s.len - before);
+	stream_images(&s, before, &images, &full);
+	EXPECT_EQ(1u, images);
+	EXPECT_EQ(1u, full);
+	ASSERT_EQ(0, precopy_info(fd, 0, &i));
+	EXPECT_EQ(0u, i.flags);
+	EXPECT_EQ(0u, i.initial_bytes);
+	EXPECT_EQ(0u, i.dirty_bytes);
+
+	finish_and_load(_metadata, &self->e, fd, &s);
+	stream_images(&s, 0, &images, &full);
+	EXPECT_EQ(3u, images);	/* full, full, the final increment */
+	EXPECT_EQ(2u, full);
+	queue_get(self->e.regs[1], &got);
+	EXPECT_EQ(new.base, got.base);
+	EXPECT_EQ(new.size, got.size);
+	EXPECT_EQ(new.msix, got.msix);
+	EXPECT_TRUE(mmio_read32(self->e.regs[1], TERN_VF_REG_Q(REINIT_Q) +
+				TERN_Q_STATUS) & TERN_Q_STS_ENABLED);
+	mig_buf_free(&s);
+}
+
+TEST_F(precopy, no_reinit)
+{
+	struct vfio_dev *d = &self->e.dev[0];
+	struct ring_setup old, new, got;
+	unsigned int images, full;
+	struct vfio_precopy_info i;
+	struct mig_buf s = {};
+	size_t before;
+	int fd;
+
+	rings(_metadata, &self->e, &old, &new);
+	queue_setup(self->e.regs[0], &old);
+	ASSERT_EQ(0, mig_set_state(d, VFIO_DEVICE_STATE_PRE_COPY, &fd));
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-ENOMSG, mig_read(fd, &s));
+
+	queue_setup(self->e.regs[0], &new);
+	ASSERT_EQ(0, precopy_info(fd, ~0u, &i));
+	EXPECT_EQ(0u, i.flags);
+	EXPECT_EQ(0u, i.initial_bytes);
+	/* Only registers changed: no increment worth sending yet. */
+	EXPECT_EQ(0u, i.dirty_bytes);
+	before = s.len;
+	EXPECT_EQ(-ENOMSG, mig_read(fd, &s));
+	EXPECT_EQ(before, s.len);
+
+	finish_and_load(_metadata, &self->e, fd, &s);
+	stream_images(&s, 0, &images, &full);
+	EXPECT_EQ(2u, images);	/* the full image, the final increment */
+	EXPECT_EQ(1u, full);
+	queue_get(self->e.regs[1], &got);
+	EXPECT_EQ(new.base, got.base);
+	EXPECT_EQ(new.size, got.size);
+	EXPECT_EQ(new.msix, got.msix);
+	mig_buf_free(&s);
 }
 
 TEST_HARNESS_MAIN

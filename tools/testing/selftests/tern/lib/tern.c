@@ -147,6 +147,19 @@ int tern_query_size(struct tern_aq *aq, uint16_t vf, uint64_t *full,
 	return 0;
 }
 
+int tern_query_flags(struct tern_aq *aq, uint16_t vf, uint32_t *flags)
+{
+	struct tern_aq_cmd cmd = { .opcode = TERN_OP_QUERY_SIZE,
+				   .vf = cpu_to_le16(vf) };
+	struct tern_aq_cpl cpl;
+	int ret = exec(aq, &cmd, &cpl);
+
+	if (ret)
+		return ret;
+	*flags = le32_to_cpu(cpl.result2);
+	return 0;
+}
+
 /* Describe [buf, buf+len) as SG entries of at most 4 KiB + remainder. */
 static uint32_t build_sg(struct vfio_container *c, struct tern_sg *sg,
 			 const void *buf, size_t len)

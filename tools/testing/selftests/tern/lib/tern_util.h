@@ -38,6 +38,8 @@ int tern_identify(struct tern_aq *aq, struct vfio_container *c, uint16_t vf,
 		  struct tern_identify *id);
 int tern_query_size(struct tern_aq *aq, uint16_t vf, uint64_t *full,
 		    uint64_t *incr, int *has_base);
+/* QUERY_SIZE's result2 (TERN_QUERY_*). */
+int tern_query_flags(struct tern_aq *aq, uint16_t vf, uint32_t *flags);
 /* Save a whole image into buf (size len) in chunks of chunk bytes. */
 int tern_save(struct tern_aq *aq, struct vfio_container *c, uint16_t vf,
 	      int incremental, void *buf, size_t len, size_t chunk,
