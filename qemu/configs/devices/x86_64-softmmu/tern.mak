@@ -14,3 +14,6 @@ CONFIG_VIRTIO_RNG=y
 CONFIG_SERIAL_ISA=y
 CONFIG_VFIO_PCI=y
 CONFIG_TERN=y
+# QEMU's iommufd backend (-object iommufd): the L2 VF in an iommufd HWPT,
+# for migration with the IOMMU's dirty tracking (tern_qemu_test --iommufd).
+CONFIG_IOMMUFD=y
