@@ -17,9 +17,16 @@
 # Tests that need what the kernel lacks (hugetlbfs, an IOMMU debugfs)
 # skip with the reason.  A test that fails without a "not ok" line, by
 # crashing say, counts as one failure.  Usage: run_vfio.sh [TEST...]
+#
+# vfio_pci_driver_test, the one that uses tern's driver, is not in the
+# default list: its fixture maps (and so pins) 1 GiB for each test, which
+# under TCG with KASAN takes longer than the harness's 30 s per test; the
+# test is killed in its setup and the next ones find the VF's group busy
+# (Documentation/tern/testing.rst, "Upstream's VFIO selftests").  Run it
+# by name.
 
 dir=$(dirname "$0")
-vf_tests="vfio_pci_device_test vfio_pci_driver_test vfio_dma_mapping_test
+vf_tests="vfio_pci_device_test vfio_dma_mapping_test
 	vfio_dma_mapping_mmio_test vfio_iommufd_setup_test
 	vfio_pci_device_init_perf_test"
 tests=${*:-$vf_tests vfio_pci_sriov_uapi_test}
@@ -38,11 +45,14 @@ done
 [ -n "$pf" ] || die "no tern PF"
 pfdir=/sys/bus/pci/devices/$pf
 
-# Give the PF to driver $1, without VFs.
+# Give the PF to driver $1, without VFs: never unbind a PF that has VFs
+# (7.3 warns once per VF).
 pf_bind() {
-	[ -e "$pfdir/driver" ] && echo 0 > "$pfdir/sriov_numvfs"
-	[ -e "$pfdir/driver" ] &&
+	if [ -e "$pfdir/driver" ]; then
+		echo 0 > "$pfdir/sriov_numvfs"
+		[ "$(cat "$pfdir/sriov_numvfs")" = 0 ] || return 1
 		echo "$pf" > "$pfdir/driver/unbind"
+	fi
 	echo "$1" > "$pfdir/driver_override"
 	echo "$pf" > /sys/bus/pci/drivers_probe
 	[ -e "/sys/bus/pci/drivers/$1/$pf" ]
