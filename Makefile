@@ -11,6 +11,8 @@
 #   make bench      the performance figures on the benchmark kernel
 #                   (Documentation/tern/performance.rst; build/bench/)
 #   make modules-7  the 7.x test kernel and the modules built against it
+#   make vfio-selftests  upstream's VFIO selftests of the 7.x kernel, with
+#                   tern's driver for their library (build/vfio-selftests)
 #
 # Long builds are cached under $(TERN_CACHE) by content hash.
 
@@ -21,7 +23,7 @@ B := build
 SETUP_STAMP := $(TERN_CACHE)/setup-$(shell sha256sum scripts/setup | cut -c1-16).done
 
 .PHONY: all setup qemu kernel modules selftests check check-static demo soak \
-	deb bench clean kernel-7 modules-7
+	deb bench clean kernel-7 modules-7 vfio-selftests
 
 all: qemu kernel modules selftests
 
@@ -52,6 +54,11 @@ kernel-7: setup
 
 modules-7: kernel-7
 	scripts/build-modules --version 7
+
+# Upstream's tools/testing/selftests/vfio of the 7.x kernel, with tern's
+# driver (tools/testing/selftests/vfio-tern), run in the VM by run_vfio.sh.
+vfio-selftests: kernel-7
+	scripts/build-vfio-selftests
 
 selftests: kernel
 	mkdir -p $(B)/selftests-obj

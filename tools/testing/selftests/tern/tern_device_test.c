@@ -1354,8 +1354,9 @@ TEST_F_TIMEOUT(dev, new_config, 600)
 	vf_state(&self->aq, &self->c, 0, &vflags);
 	EXPECT_FALSE(vflags & TERN_VF_F_NEW_CONFIG);
 
-	/* The base address and the vector count too; a VF reset clears. */
-	mmio_write32(regs, q + TERN_Q_BASE_HI, 1);
+	/* The base address and the vector too; a VF reset clears. */
+	mmio_write32(regs, q + TERN_Q_BASE_HI,
+		     mmio_read32(regs, q + TERN_Q_BASE_HI) ^ 1);
 	ASSERT_EQ(0, tern_query_flags(&self->aq, 0, &flags));
 	EXPECT_TRUE(flags & TERN_QUERY_NEW_CONFIG);
 	ASSERT_EQ(0, tern_save(&self->aq, &self->c, 0, 0, img, max, max, &sz));
