@@ -8,6 +8,8 @@
 #   make demo       boot the test VM and show tern at work
 #   make soak       the reliability figures (Documentation/tern/reliability.rst)
 #   make deb        build/deb/tern-dkms_<version>_all.deb, the DKMS package
+#   make hostimg    build/hostimg, a Debian host image with that package
+#                   (scripts/build-hostimg; boot it with scripts/host-run)
 #   make bench      the performance figures on the benchmark kernel
 #                   (Documentation/tern/performance.rst; build/bench/)
 #   make modules-7  the 7.x test kernel and the modules built against it
@@ -23,7 +25,7 @@ B := build
 SETUP_STAMP := $(TERN_CACHE)/setup-$(shell sha256sum scripts/setup | cut -c1-16).done
 
 .PHONY: all setup qemu kernel modules selftests check check-static demo soak \
-	deb bench clean kernel-7 modules-7 vfio-selftests
+	deb hostimg bench clean kernel-7 modules-7 vfio-selftests
 
 all: qemu kernel modules selftests
 
@@ -81,6 +83,11 @@ soak: all
 # (debian/; the version is debian/changelog's).
 deb: setup
 	scripts/build-deb
+
+# Debian 12 with its stock kernel, libvirt and QEMU, and tern-dkms
+# installed by apt (Documentation/tern/testing.rst, "Debian hosts").
+hostimg: setup
+	scripts/build-hostimg
 # scripts/bench builds the benchmark kernel and its modules itself.
 bench: all
 	scripts/bench
