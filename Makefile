@@ -10,6 +10,7 @@
 #   make deb        build/deb/tern-dkms_<version>_all.deb, the DKMS package
 #   make hostimg    build/hostimg, a Debian host image with that package
 #                   (scripts/build-hostimg; boot it with scripts/host-run)
+#   make check-host the libvirt test on a Debian host (not in make check)
 #   make bench      the performance figures on the benchmark kernel
 #                   (Documentation/tern/performance.rst; build/bench/)
 #   make modules-7  the 7.x test kernel and the modules built against it
@@ -25,7 +26,7 @@ B := build
 SETUP_STAMP := $(TERN_CACHE)/setup-$(shell sha256sum scripts/setup | cut -c1-16).done
 
 .PHONY: all setup qemu kernel modules selftests check check-static demo soak \
-	deb hostimg bench clean kernel-7 modules-7 vfio-selftests
+	deb hostimg check-host bench clean kernel-7 modules-7 vfio-selftests
 
 all: qemu kernel modules selftests
 
@@ -88,6 +89,14 @@ deb: setup
 # installed by apt (Documentation/tern/testing.rst, "Debian hosts").
 hostimg: setup
 	scripts/build-hostimg
+
+# tern on a Debian host: the package installed by apt in the host image,
+# built by DKMS for Debian's stock kernel, a VF given to a libvirt domain
+# run by Debian's QEMU (tools/testing/host/libvirt.sh).  Not in make
+# check yet: the image is rebuilt whenever the drivers change.
+check-host: hostimg qemu
+	scripts/host-run --add tools/testing/host/libvirt.sh -- \
+		sh add/libvirt.sh
 # scripts/bench builds the benchmark kernel and its modules itself.
 bench: all
 	scripts/bench
