@@ -10,7 +10,7 @@
 #   make deb        build/deb/tern-dkms_<version>_all.deb, the DKMS package
 #   make hostimg    build/hostimg, a Debian host image with that package
 #                   (scripts/build-hostimg; boot it with scripts/host-run)
-#   make check-host the libvirt test on a Debian host (not in make check)
+#   make check-host the libvirt test on a Debian host (make check has it)
 #   make bench      the performance figures on the benchmark kernel
 #                   (Documentation/tern/performance.rst; build/bench/)
 #   make modules-7  the 7.x test kernel and the modules built against it
@@ -92,8 +92,8 @@ hostimg: setup
 
 # tern on a Debian host: the package installed by apt in the host image,
 # built by DKMS for Debian's stock kernel, a VF given to a libvirt domain
-# run by Debian's QEMU (tools/testing/host/libvirt.sh).  Not in make
-# check yet: the image is rebuilt whenever the drivers change.
+# run by Debian's QEMU (tools/testing/host/libvirt.sh); make check's host
+# suite, on its own.
 check-host: hostimg qemu
 	scripts/host-run --add tools/testing/host/libvirt.sh -- \
 		sh add/libvirt.sh
