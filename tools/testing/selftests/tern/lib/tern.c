@@ -131,13 +131,20 @@ int tern_identify(struct tern_aq *aq, struct vfio_container *c, uint16_t vf,
 	return ret;
 }
 
-int tern_query_size(struct tern_aq *aq, uint16_t vf, uint64_t *full,
-		    uint64_t *incr, int *has_base)
+/* One QUERY_SIZE of @vf; its answer in @cpl. */
+static int query_size(struct tern_aq *aq, uint16_t vf, struct tern_aq_cpl *cpl)
 {
 	struct tern_aq_cmd cmd = { .opcode = TERN_OP_QUERY_SIZE,
 				   .vf = cpu_to_le16(vf) };
+
+	return exec(aq, &cmd, cpl);
+}
+
+int tern_query_size(struct tern_aq *aq, uint16_t vf, uint64_t *full,
+		    uint64_t *incr, int *has_base)
+{
 	struct tern_aq_cpl cpl;
-	int ret = exec(aq, &cmd, &cpl);
+	int ret = query_size(aq, vf, &cpl);
 
 	if (ret)
 		return ret;
@@ -149,10 +156,8 @@ int tern_query_size(struct tern_aq *aq, uint16_t vf, uint64_t *full,
 
 int tern_query_flags(struct tern_aq *aq, uint16_t vf, uint32_t *flags)
 {
-	struct tern_aq_cmd cmd = { .opcode = TERN_OP_QUERY_SIZE,
-				   .vf = cpu_to_le16(vf) };
 	struct tern_aq_cpl cpl;
-	int ret = exec(aq, &cmd, &cpl);
+	int ret = query_size(aq, vf, &cpl);
 
 	if (ret)
 		return ret;
