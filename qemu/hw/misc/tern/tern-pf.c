@@ -215,10 +215,12 @@ static void tern_aq_queue(TernPfState *pf, TernCmd *c)
 
 /*
  * End the command of cmd->vf tagged abort.tag, if the device still holds
- * it: it completes with ABORTED now, before the ABORT itself (whose
- * deadline is later), and a command that has not executed yet (stuck,
- * or with late DMA) never will.  The VF number is not checked against
- * NumVFs: it only names the command as it was submitted.
+ * it: it completes with ABORTED now, and a command that has not executed
+ * yet (stuck, or with late DMA) never will.  It must complete before the
+ * ABORT itself, whose deadline was taken at the start of the fetch: the
+ * commands fetched before it in the same burst may have taken longer to
+ * execute than the ABORT's latency.  The VF number is not checked
+ * against NumVFs: it only names the command as it was submitted.
  */
 static uint16_t tern_cmd_abort(TernPfState *pf, const struct tern_aq_cmd *cmd,
                                TernCmd *c)
@@ -239,7 +241,8 @@ static uint16_t tern_cmd_abort(TernPfState *pf, const struct tern_aq_cmd *cmd,
         t->late = false;
         t->status = TERN_STS_ABORTED;
         t->result0 = t->result1 = t->result2 = 0;
-        t->deadline = qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL);
+        t->deadline = MIN(qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL),
+                          c->deadline);
         tern_aq_queue(pf, t);
         c->result0 = 1;
     }

@@ -1643,6 +1643,53 @@ TEST_F_TIMEOUT(dev, abort, 120)
 }
 
 /*
+ * An ABORT fetched in one burst behind a command that executes at fetch
+ * and takes the device long (a SAVE of a whole image, far longer than
+ * the ABORT's latency) still completes after the command it aborted.
+ */
+TEST_F_TIMEOUT(dev, abort_behind_slow_command, 120)
+{
+	uint32_t len = 2 * PAGE;
+	uint32_t big = image_size(self->devmem_size / PAGE);
+	uint8_t *buf = vfio_dma_alloc(&self->c, len, PAGE, NULL);
+	uint8_t *image = vfio_dma_alloc(&self->c, big, PAGE, NULL);
+	struct tern_aq_cmd stuck, slow, ab;
+	uint16_t tags[3], order[3];
+	struct tern_aq_cpl cpl;
+	int i;
+
+	NEED_DEBUG();
+	ASSERT_NE(NULL, buf);
+	ASSERT_NE(NULL, image);
+	self->dbg[TERN_DBG_REG_STUCK_VF / 4] = 1;
+	self->dbg[TERN_DBG_REG_STUCK_CMD / 4] = TERN_DBG_ARM | TERN_OP_SAVE;
+	save_cmd(&self->c, &stuck, 1, TERN_SAVE_F_START, 0, buf, len);
+	save_cmd(&self->c, &slow, 0, TERN_SAVE_F_START, 0, image, big);
+	tags[0] = tern_aq_post(&self->aq, &stuck);
+	tags[1] = tern_aq_post(&self->aq, &slow);
+	ab = abort_cmd(1, tags[0]);
+	tags[2] = tern_aq_post(&self->aq, &ab);
+	tern_aq_ring(&self->aq);
+
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(0, tern_aq_reap(&self->aq, &cpl, TIMEOUT_MS));
+		order[i] = le16toh(cpl.tag);
+		if (order[i] == tags[0])
+			EXPECT_EQ(TERN_STS_ABORTED, le16toh(cpl.status));
+		else
+			EXPECT_EQ(TERN_STS_SUCCESS, le16toh(cpl.status));
+		if (order[i] == tags[2])
+			EXPECT_EQ(1u, le64toh(cpl.result0));
+	}
+	/* The SAVE's latency is the longest: it completes last. */
+	EXPECT_EQ(tags[0], order[0]);
+	EXPECT_EQ(tags[2], order[1]);
+	EXPECT_EQ(tags[1], order[2]);
+	EXPECT_EQ(0u, mmio_read32(self->aq.regs, TERN_PF_REG_AQ_INFLIGHT));
+	self->dbg[TERN_DBG_REG_STUCK_VF / 4] = TERN_VF_NONE;
+}
+
+/*
  * A stuck command holds its slot and never completes, while the others
  * of its VF and of other VFs do, until ABORT, queue disable or reset.
  */
