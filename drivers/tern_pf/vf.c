@@ -225,31 +225,6 @@ int tern_vf_query(struct tern_vf *vf, struct tern_vf_size *size)
 }
 EXPORT_SYMBOL_GPL(tern_vf_query);
 
-/**
- * tern_vf_query_size - sizes of the images the VF would produce now
- * @vf: the handle
- * @full: bytes of a full image
- * @incremental: bytes of an incremental image, 0 if there is no base
- *	image to increment (no save since the VF's last reset or load)
- *
- * Both grow while the VF runs.
- *
- * Return: 0 or a negative errno.
- */
-int tern_vf_query_size(struct tern_vf *vf, u64 *full, u64 *incremental)
-{
-	struct tern_vf_size size;
-	int ret;
-
-	ret = tern_vf_query(vf, &size);
-	if (ret)
-		return ret;
-	*full = size.full;
-	*incremental = size.incremental;
-	return 0;
-}
-EXPORT_SYMBOL_GPL(tern_vf_query_size);
-
 /* Run a SAVE or LOAD of @len bytes and read its result into @xfer. */
 static int vf_xfer(struct tern_vf *vf, struct tern_aq_cmd *cmd,
 		   const struct tern_aq_io *io, struct tern_vf_xfer *xfer)

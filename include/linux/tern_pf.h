@@ -175,7 +175,6 @@ int tern_vf_freeze(struct tern_vf *vf);
 int tern_vf_resume(struct tern_vf *vf);
 
 int tern_vf_query(struct tern_vf *vf, struct tern_vf_size *size);
-int tern_vf_query_size(struct tern_vf *vf, u64 *full, u64 *incremental);
 int tern_vf_save(struct tern_vf *vf, enum tern_vf_save_mode mode, u64 offset,
 		 struct sg_table *sgt, u32 len, struct tern_vf_xfer *xfer);
 int tern_vf_load(struct tern_vf *vf, bool start, u64 offset,

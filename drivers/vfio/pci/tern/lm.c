@@ -575,16 +575,16 @@ static void save_queue_end(struct tern_mig_file *migf)
 /* Incremental image bytes the device has pending; 0 if nothing changed. */
 static int save_pending(struct tern_mig_file *migf, u64 *bytes)
 {
-	u64 full, incr;
+	struct tern_vf_size size;
 	int ret;
 
 	*bytes = 0;
-	ret = tern_vf_query_size(migf->tvdev->vf, &full, &incr);
+	ret = tern_vf_query(migf->tvdev->vf, &size);
 	if (ret)
 		return ret;
 	/* An increment without device memory pages only has registers. */
-	if (incr > TERN_IMAGE_HDR_SIZE + TERN_IMAGE_REGS_SIZE)
-		*bytes = incr;
+	if (size.incremental > TERN_IMAGE_HDR_SIZE + TERN_IMAGE_REGS_SIZE)
+		*bytes = size.incremental;
 	return 0;
 }
 
@@ -1492,19 +1492,20 @@ static int tern_get_data_size(struct vfio_device *vdev,
 	const u64 fixed = TERN_STREAM_HDR_SIZE + TERN_STREAM_REC_SIZE * 2 + 64 +
 			  TERN_STREAM_END_SIZE;
 	struct tern_mig_file *migf;
-	u64 full, incr, size;
+	struct tern_vf_size now;
+	u64 size;
 	int ret;
 
 	tern_state_lock(tvdev);
-	ret = tvdev->pf_lost ? -ENODEV :
-			       tern_vf_query_size(tvdev->vf, &full, &incr);
+	ret = tvdev->pf_lost ? -ENODEV : tern_vf_query(tvdev->vf, &now);
 	if (ret)
 		goto out;
 	migf = tvdev->saving;
 	if (migf && migf->precopy) {
 		mutex_lock(&migf->lock);
 		size = save_ahead(migf) +
-		       tern_image_stream_bytes(incr ?: full, migf->chunk_len) +
+		       tern_image_stream_bytes(now.incremental ?: now.full,
+					       migf->chunk_len) +
 		       TERN_STREAM_REC_SIZE + TERN_STREAM_END_SIZE;
 		mutex_unlock(&migf->lock);
 	} else {
@@ -1513,7 +1514,7 @@ static int tern_get_data_size(struct vfio_device *vdev,
 		 * max_xfer_segments single pages bound the record count.
 		 */
 		size = fixed +
-		       tern_image_stream_bytes(full, tern_min_chunk(tvdev));
+		       tern_image_stream_bytes(now.full, tern_min_chunk(tvdev));
 	}
 	*stop_copy_length = size;
 out:

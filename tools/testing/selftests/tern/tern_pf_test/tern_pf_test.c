@@ -229,7 +229,8 @@ static void test_save_load(struct ctx *c)
 {
 	const char *what = "a full image streams from one VF into another";
 	struct tern_vf_xfer sx = {}, lx = {};
-	u64 full, incr, off = 0;
+	struct tern_vf_size size;
+	u64 off = 0;
 	struct pair p;
 	int ret;
 
@@ -243,7 +244,7 @@ static void test_save_load(struct ctx *c)
 		return;
 	}
 
-	ret = tern_vf_query_size(p.a.vf, &full, &incr);
+	ret = tern_vf_query(p.a.vf, &size);
 	if (ret)
 		goto out;
 	ret = tern_vf_quiesce(p.b.vf) ?: tern_vf_freeze(p.b.vf);
@@ -266,11 +267,11 @@ static void test_save_load(struct ctx *c)
 		off += sx.bytes;
 	} while (!ret && sx.more);
 
-	report(c, !ret && off == full && sx.image_size == full && lx.applied &&
-	       !lx.more, what, ret);
+	report(c, !ret && off == size.full && sx.image_size == size.full &&
+	       lx.applied && !lx.more, what, ret);
 
-	ret = tern_vf_query_size(p.a.vf, &full, &incr);
-	report(c, !ret && incr > 0 && incr < full,
+	ret = tern_vf_query(p.a.vf, &size);
+	report(c, !ret && size.incremental > 0 && size.incremental < size.full,
 	       "after a save an incremental image is smaller than a full one",
 	       ret);
 
@@ -675,11 +676,11 @@ static int stress_fn(void *data)
 	struct stress *s = data;
 	struct tern_vf_info info;
 	unsigned int i;
-	u64 full, incr;
+	struct tern_vf_size size;
 
 	for (i = 0; i < TEST_ROUNDS; i++) {
 		if (tern_vf_identify(s->vf, &info) ||
-		    tern_vf_query_size(s->vf, &full, &incr))
+		    tern_vf_query(s->vf, &size))
 			atomic_inc(s->failures);
 	}
 	complete(&s->done);
@@ -753,7 +754,7 @@ static void test_faults(struct ctx *c)
 {
 	struct tern_vf_info info;
 	struct holder h;
-	u64 full, incr;
+	struct tern_vf_size size;
 	int ret;
 
 	if (!c->dbg) {
@@ -771,9 +772,9 @@ static void test_faults(struct ctx *c)
 	writel(pci_iov_vf_id(c->vfs[0]), c->dbg + TERN_DBG_REG_FAIL_VF);
 	writel(TERN_STS_INTERNAL, c->dbg + TERN_DBG_REG_FAIL_STATUS);
 	dbg_arm(c, TERN_DBG_REG_FAIL_CMD, TERN_OP_QUERY_SIZE);
-	ret = tern_vf_query_size(h.vf, &full, &incr);
+	ret = tern_vf_query(h.vf, &size);
 	report(c, ret == -EIO, "an injected INTERNAL status gives -EIO", ret);
-	ret = tern_vf_query_size(h.vf, &full, &incr);
+	ret = tern_vf_query(h.vf, &size);
 	report(c, !ret, "the next command succeeds", ret);
 
 	/* tern_pf.aq_timeout_ms is timeout_ms: complete 1.5 times later. */
@@ -789,7 +790,7 @@ static void test_faults(struct ctx *c)
 	dbg_arm(c, TERN_DBG_REG_DELAY_CMD, TERN_OP_IDENTIFY);
 	ret = tern_vf_identify(h.vf, &info);
 	report(c, ret == -ETIMEDOUT, "an unanswered command times out", ret);
-	ret = tern_vf_query_size(h.vf, &full, &incr);
+	ret = tern_vf_query(h.vf, &size);
 	report(c, !ret, "other commands go on meanwhile", ret);
 	/* ABORT ends it; a device without ABORT gets a reset after 4. */
 	msleep(timeout_ms * 7);
@@ -951,13 +952,13 @@ static int hammer_fn(void *data)
 {
 	struct hammer *s = data;
 	struct tern_vf_info info;
-	u64 full, incr;
+	struct tern_vf_size size;
 	int ret;
 
 	while (!READ_ONCE(*s->stop)) {
 		ret = tern_vf_identify(s->vf, &info);
 		if (!ret && !s->identify_only)
-			ret = tern_vf_query_size(s->vf, &full, &incr);
+			ret = tern_vf_query(s->vf, &size);
 		if (ret)
 			atomic_inc(s->failures);
 		atomic_inc(s->commands);
@@ -983,7 +984,7 @@ static void test_stuck(struct ctx *c)
 	unsigned int i, nr = 0;
 	struct holder a, b;
 	bool stop = false;
-	u64 full, incr;
+	struct tern_vf_size size;
 	char what[192];
 	int ret;
 
@@ -1027,7 +1028,7 @@ static void test_stuck(struct ctx *c)
 	msleep(200);
 
 	dbg_arm(c, TERN_DBG_REG_STUCK_CMD, TERN_OP_QUERY_SIZE);
-	ret = tern_vf_query_size(a.vf, &full, &incr);
+	ret = tern_vf_query(a.vf, &size);
 	report(c, ret == -ETIMEDOUT,
 	       "the stuck command's caller gets -ETIMEDOUT", ret);
 	/* A queue reset came after 4 more timeouts. */
@@ -1040,7 +1041,7 @@ static void test_stuck(struct ctx *c)
 		 atomic_read(&failures), atomic_read(&commands));
 	report(c, nr == TEST_HAMMERS && !atomic_read(&failures) &&
 	       atomic_read(&commands) > 0, what, atomic_read(&failures));
-	ret = tern_vf_query_size(a.vf, &full, &incr);
+	ret = tern_vf_query(a.vf, &size);
 	report(c, !ret, "the stuck command's VF works again", ret);
 	writel(0, c->dbg + TERN_DBG_REG_STUCK_CMD);
 	tern_vf_put(b.vf);
@@ -1057,7 +1058,7 @@ static u32 hang_errno;
 static void test_hang(struct ctx *c)
 {
 	struct holder h;
-	u64 full, incr;
+	struct tern_vf_size size;
 	int ret;
 
 	hang_errno = 0;
@@ -1072,7 +1073,7 @@ static void test_hang(struct ctx *c)
 	}
 	writel(TERN_DBG_MAX_DELAY_MS, c->dbg + TERN_DBG_REG_DELAY_MS);
 	dbg_arm(c, TERN_DBG_REG_DELAY_CMD, TERN_OP_QUERY_SIZE);
-	ret = tern_vf_query_size(h.vf, &full, &incr);
+	ret = tern_vf_query(h.vf, &size);
 	hang_errno = -ret;
 	report(c, ret == -EINTR || ret == -ETIMEDOUT, "the hanging command ends",
 	       ret);
