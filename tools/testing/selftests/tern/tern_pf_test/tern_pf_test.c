@@ -1214,66 +1214,28 @@ static int unbind_show(struct seq_file *m, void *unused)
 }
 
 /* Room for all the output: a seq_file overflow would run the tests twice. */
-static int run_open(struct inode *inode, struct file *file)
-{
-	return single_open_size(file, run_show, NULL, SZ_64K);
-}
-
-static int faults_open(struct inode *inode, struct file *file)
-{
-	return single_open_size(file, faults_show, NULL, SZ_64K);
-}
-
-static int unbind_open(struct inode *inode, struct file *file)
-{
-	return single_open_size(file, unbind_show, NULL, SZ_64K);
-}
-
-static int stuck_open(struct inode *inode, struct file *file)
-{
-	return single_open_size(file, stuck_show, NULL, SZ_64K);
-}
-
-static int hang_open(struct inode *inode, struct file *file)
-{
-	return single_open_size(file, hang_show, NULL, SZ_64K);
-}
-
-static const struct file_operations run_fops = {
-	.owner = THIS_MODULE,
-	.open = run_open,
-	.read = seq_read,
-	.llseek = seq_lseek,
-	.release = single_release,
+/* The debugfs files: reading one runs its tests and reports them. */
+static const struct test_file {
+	const char *name;
+	int (*show)(struct seq_file *m, void *unused);
+} test_files[] = {
+	{ "run", run_show },
+	{ "faults", faults_show },
+	{ "unbind", unbind_show },
+	{ "stuck", stuck_show },
+	{ "hang", hang_show },
 };
 
-static const struct file_operations faults_fops = {
-	.owner = THIS_MODULE,
-	.open = faults_open,
-	.read = seq_read,
-	.llseek = seq_lseek,
-	.release = single_release,
-};
+static int test_open(struct inode *inode, struct file *file)
+{
+	const struct test_file *t = inode->i_private;
 
-static const struct file_operations unbind_fops = {
-	.owner = THIS_MODULE,
-	.open = unbind_open,
-	.read = seq_read,
-	.llseek = seq_lseek,
-	.release = single_release,
-};
+	return single_open_size(file, t->show, NULL, SZ_64K);
+}
 
-static const struct file_operations stuck_fops = {
+static const struct file_operations test_fops = {
 	.owner = THIS_MODULE,
-	.open = stuck_open,
-	.read = seq_read,
-	.llseek = seq_lseek,
-	.release = single_release,
-};
-
-static const struct file_operations hang_fops = {
-	.owner = THIS_MODULE,
-	.open = hang_open,
+	.open = test_open,
 	.read = seq_read,
 	.llseek = seq_lseek,
 	.release = single_release,
@@ -1283,15 +1245,12 @@ static struct dentry *tern_pf_test_dir;
 
 static int __init tern_pf_test_init(void)
 {
+	size_t i;
+
 	tern_pf_test_dir = debugfs_create_dir("tern_pf_test", NULL);
-	debugfs_create_file("run", 0400, tern_pf_test_dir, NULL, &run_fops);
-	debugfs_create_file("faults", 0400, tern_pf_test_dir, NULL,
-			    &faults_fops);
-	debugfs_create_file("unbind", 0400, tern_pf_test_dir, NULL,
-			    &unbind_fops);
-	debugfs_create_file("stuck", 0400, tern_pf_test_dir, NULL,
-			    &stuck_fops);
-	debugfs_create_file("hang", 0400, tern_pf_test_dir, NULL, &hang_fops);
+	for (i = 0; i < ARRAY_SIZE(test_files); i++)
+		debugfs_create_file(test_files[i].name, 0400, tern_pf_test_dir,
+				    (void *)&test_files[i], &test_fops);
 	debugfs_create_u32("hang_errno", 0400, tern_pf_test_dir, &hang_errno);
 	return 0;
 }
