@@ -892,11 +892,7 @@ static int p5_setup(struct vfio_dev *pf, struct vfio_dev *vf,
 	int ret;
 
 	teardown_vfs();
-	if (system("modprobe vfio-pci enable_sriov=1") ||
-	    file_write("/sys/module/vfio_pci/parameters/enable_sriov", "Y"))
-		return -ENOENT;
-	pci_sysfs_write(pf_bdf, "sriov_numvfs", "0");
-	ret = pci_bind(pf_bdf, "vfio-pci");
+	ret = pci_pf_to_vfio(pf_bdf);
 	if (ret)
 		return ret;
 	ret = vfio_container_open(&cont, DMA_SIZE);

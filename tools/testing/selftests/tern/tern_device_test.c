@@ -100,17 +100,7 @@ FIXTURE_SETUP(dev)
 	if (pci_find_device(TERN_PCI_VENDOR_ID, TERN_PCI_DEVICE_ID_PF,
 			    self->pf_bdf, sizeof(self->pf_bdf)))
 		SKIP(return, "no tern PF");
-	if (access("/sys/module/vfio_pci", F_OK))
-		ASSERT_EQ(0, system("modprobe vfio-pci enable_sriov=1"));
-	/* The type1 backend of /dev/vfio/vfio is not loaded on demand. */
-	if (access("/sys/module/vfio_iommu_type1", F_OK))
-		ASSERT_EQ(0, system("modprobe vfio_iommu_type1"));
-	ASSERT_EQ(0, file_write("/sys/module/vfio_pci/parameters/enable_sriov",
-				"Y"));
-	/* Whatever driver had the PF, start from a PF without VFs. */
-	pci_sysfs_write(self->pf_bdf, "sriov_numvfs", "0");
-	ASSERT_EQ(0, pci_bind(self->pf_bdf, "vfio-pci"));
-	pci_sysfs_write(self->pf_bdf, "sriov_numvfs", "0");
+	ASSERT_EQ(0, pci_pf_to_vfio(self->pf_bdf));
 
 	dma_size = 3 * image_size(vf_devmem_size(self->pf_bdf) / PAGE) +
 		   DMA_EXTRA;

@@ -133,17 +133,9 @@ FIXTURE_SETUP(vfpf)
 	if (pci_find_device(TERN_PCI_VENDOR_ID, TERN_PCI_DEVICE_ID_PF,
 			    self->pf_bdf, sizeof(self->pf_bdf)))
 		SKIP(return, "no tern PF");
-	if (access("/sys/module/vfio_pci", F_OK))
-		ASSERT_EQ(0, system("modprobe vfio-pci enable_sriov=1"));
-	if (access("/sys/module/vfio_iommu_type1", F_OK))
-		ASSERT_EQ(0, system("modprobe vfio_iommu_type1"));
 	if (access("/sys/module/tern_vfio_pci", F_OK))
 		ASSERT_EQ(0, system("modprobe tern_vfio_pci"));
-	ASSERT_EQ(0, file_write("/sys/module/vfio_pci/parameters/enable_sriov",
-				"Y"));
-	pci_sysfs_write(self->pf_bdf, "sriov_numvfs", "0");
-	ASSERT_EQ(0, pci_bind(self->pf_bdf, "vfio-pci"));
-	pci_sysfs_write(self->pf_bdf, "sriov_numvfs", "0");
+	ASSERT_EQ(0, pci_pf_to_vfio(self->pf_bdf));
 
 	ASSERT_EQ(0, vfio_container_open(&self->pc, DMA_SIZE));
 	ASSERT_EQ(0, vfio_dev_open(&self->pc, self->pf_bdf, NULL, &self->pf));

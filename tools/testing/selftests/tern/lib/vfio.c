@@ -159,6 +159,32 @@ int pci_bind(const char *bdf, const char *driver)
 	return pci_wait_driver(bdf, driver, 1000);
 }
 
+/*
+ * Give the PF at bdf to vfio-pci, SR-IOV allowed, without VFs, whatever
+ * driver had it.  Loads vfio-pci, and the type1 backend of /dev/vfio/vfio,
+ * which is not loaded on demand.
+ */
+int pci_pf_to_vfio(const char *bdf)
+{
+	int ret;
+
+	if (access("/sys/module/vfio_pci", F_OK) &&
+	    system("modprobe vfio-pci enable_sriov=1"))
+		return -ENOENT;
+	if (access("/sys/module/vfio_iommu_type1", F_OK) &&
+	    system("modprobe vfio_iommu_type1"))
+		return -ENOENT;
+	ret = file_write("/sys/module/vfio_pci/parameters/enable_sriov", "Y");
+	if (ret)
+		return ret;
+	/* No VFs while the PF changes drivers. */
+	pci_sysfs_write(bdf, "sriov_numvfs", "0");
+	ret = pci_bind(bdf, "vfio-pci");
+	if (ret)
+		return ret;
+	return pci_sysfs_write(bdf, "sriov_numvfs", "0");
+}
+
 int pci_vf_bdf(const char *pf_bdf, int vf, char *bdf, size_t len)
 {
 	char path[PATH_MAX], link[PATH_MAX];

@@ -50,6 +50,7 @@ int pci_sysfs_write(const char *bdf, const char *attr, const char *val);
 int pci_sysfs_read(const char *bdf, const char *attr, char *buf, size_t len);
 int pci_find_device(uint16_t vendor, uint16_t device, char *bdf, size_t len);
 int pci_bind(const char *bdf, const char *driver);
+int pci_pf_to_vfio(const char *bdf);
 int pci_wait_driver(const char *bdf, const char *driver, int timeout_ms);
 int pci_vf_bdf(const char *pf_bdf, int vf, char *bdf, size_t len);
 int pci_iommu_group(const char *bdf);
